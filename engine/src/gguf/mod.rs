@@ -1,0 +1,1 @@
+//! GGUF v2/v3: memory-mapped reader, typed metadata access, and writer.

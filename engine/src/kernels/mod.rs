@@ -1,0 +1,1 @@
+//! Quantized matrix products: activation quantization, per-ISA dot products, rayon dispatch.

@@ -1,0 +1,5 @@
+//! apr-engine: a GGUF/APR inference engine whose every intermediate tensor is observable.
+
+pub mod gguf;
+pub mod kernels;
+pub mod quant;

@@ -1,0 +1,6 @@
+//! Tensor element types, quantized block layouts and dequantization.
+
+pub mod blocks;
+mod types;
+
+pub use types::GgmlType;

@@ -1,0 +1,1 @@
+//! apr-harness: YAML falsification contracts compiled into test trials that write evidence.
