@@ -69,7 +69,7 @@ fn by_blocks<B: Pod>(data: &[u8], out: &mut [f32], f: fn(&[B], &mut [f32])) {
     if let Ok(blocks) = bytemuck::try_cast_slice::<u8, B>(data) {
         return f(blocks, out);
     }
-    let per_block = out.len() / (data.len() / size_of::<B>());
+    let per_block = values_per_block(out.len(), data.len() / size_of::<B>());
     for (raw, y) in data
         .chunks_exact(size_of::<B>())
         .zip(out.chunks_exact_mut(per_block))
@@ -77,6 +77,12 @@ fn by_blocks<B: Pod>(data: &[u8], out: &mut [f32], f: fn(&[B], &mut [f32])) {
         let block: B = bytemuck::pod_read_unaligned(raw);
         f(std::slice::from_ref(&block), y);
     }
+}
+
+/// Values per block, given `n_blocks` blocks encoding `n_values` values (1 for no blocks,
+/// where nothing is iterated anyway).
+fn values_per_block(n_values: usize, n_blocks: usize) -> usize {
+    n_values.checked_div(n_blocks).unwrap_or(1)
 }
 
 #[cfg(test)]
