@@ -25,9 +25,33 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Inspect { .. } => {
-            eprintln!("apr inspect: not implemented yet");
-            std::process::ExitCode::FAILURE
-        }
+        Command::Inspect { model, json } => inspect(&model, json),
     }
+}
+
+/// `apr inspect`: the metadata and tensor table; errors name the file and the reason.
+fn inspect(model: &std::path::Path, json: bool) -> std::process::ExitCode {
+    use apr_engine::gguf::{inspect, GgufFile};
+    let file = match GgufFile::open(model) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("apr inspect: error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&inspect::to_json(&file)) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!(
+                    "apr inspect: error: {}: cannot encode JSON: {e}",
+                    file.origin()
+                );
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", inspect::to_text(&file));
+    }
+    std::process::ExitCode::SUCCESS
 }
