@@ -3,3 +3,4 @@
 pub mod gguf;
 pub mod kernels;
 pub mod quant;
+pub mod tokenizer;
