@@ -10,14 +10,18 @@ mod unicode;
 
 use std::collections::HashMap;
 
+use crate::gguf::{GgufError, GgufFile};
+
 pub use pretokenize::PreTokenizer;
 
 /// A token id.
 pub type TokenId = u32;
 
 /// What can be wrong with a GGUF vocabulary.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum TokenizerError {
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
     #[error("unsupported tokenizer model '{model}' (tokenizer.ggml.model); supported: gpt2 (byte-level BPE), llama (SentencePiece)")]
     UnsupportedModel { model: String },
     #[error(
@@ -86,6 +90,33 @@ impl TokenType {
     }
 }
 
+/// Token texts llama.cpp treats as end-of-generation and forces to control type, whatever
+/// the file says (src/llama-vocab.cpp, `special_eog_ids`, "control-looking token").
+const EOG_TEXTS: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
+    "[e~[",
+];
+
 /// A vocabulary as the GGUF `tokenizer.ggml.*` keys describe it.
 #[derive(Debug, Clone, Default)]
 pub struct VocabSpec {
@@ -125,6 +156,8 @@ pub struct Tokenizer {
     specials: Vec<TokenId>,
     bos: Option<TokenId>,
     eos: Option<TokenId>,
+    /// Tokens that end generation: EOS and the end-of-turn texts llama.cpp recognises.
+    eog: Vec<TokenId>,
     add_bos: bool,
     add_eos: bool,
     byte_values: HashMap<char, u8>,
@@ -136,7 +169,60 @@ enum Fragment<'t> {
     Token(TokenId),
 }
 
+impl VocabSpec {
+    /// Read the `tokenizer.ggml.*` keys of a GGUF file.
+    pub fn from_gguf(f: &GgufFile) -> Result<VocabSpec, GgufError> {
+        let present = |key: &str| f.contains_key(key);
+        let id = |key: &str| -> Result<Option<TokenId>, GgufError> {
+            if !present(key) {
+                return Ok(None);
+            }
+            let v = f.get_uint_lenient(key)?;
+            // An id past u32 can only be out of range; Tokenizer::new reports it.
+            Ok(Some(u32::try_from(v).unwrap_or(u32::MAX)))
+        };
+        let flag = |key: &str| -> Result<Option<bool>, GgufError> {
+            present(key).then(|| f.get_bool(key)).transpose()
+        };
+        let strings = |key: &str| -> Result<Vec<String>, GgufError> {
+            Ok(if present(key) {
+                f.get_str_array(key)?.to_vec()
+            } else {
+                Vec::new()
+            })
+        };
+        Ok(VocabSpec {
+            model: f.get_str("tokenizer.ggml.model")?.to_owned(),
+            pre: present("tokenizer.ggml.pre")
+                .then(|| f.get_str("tokenizer.ggml.pre").map(str::to_owned))
+                .transpose()?,
+            tokens: f.get_str_array("tokenizer.ggml.tokens")?.to_vec(),
+            token_types: if present("tokenizer.ggml.token_type") {
+                f.get_i32_array("tokenizer.ggml.token_type")?.to_vec()
+            } else {
+                Vec::new()
+            },
+            merges: strings("tokenizer.ggml.merges")?,
+            scores: if present("tokenizer.ggml.scores") {
+                f.get_f32_array("tokenizer.ggml.scores")?.to_vec()
+            } else {
+                Vec::new()
+            },
+            bos: id("tokenizer.ggml.bos_token_id")?,
+            eos: id("tokenizer.ggml.eos_token_id")?,
+            add_bos: flag("tokenizer.ggml.add_bos_token")?,
+            add_eos: flag("tokenizer.ggml.add_eos_token")?,
+            add_space_prefix: flag("tokenizer.ggml.add_space_prefix")?,
+        })
+    }
+}
+
 impl Tokenizer {
+    /// The tokenizer embedded in a GGUF file.
+    pub fn from_gguf(f: &GgufFile) -> Result<Tokenizer, TokenizerError> {
+        Tokenizer::new(VocabSpec::from_gguf(f)?)
+    }
+
     /// Build a tokenizer, checking the vocabulary's consistency.
     pub fn new(spec: VocabSpec) -> Result<Tokenizer, TokenizerError> {
         let n = spec.tokens.len();
@@ -183,7 +269,7 @@ impl Tokenizer {
                 })
             }
         };
-        let types: Vec<TokenType> = if spec.token_types.is_empty() {
+        let mut types: Vec<TokenType> = if spec.token_types.is_empty() {
             vec![TokenType::Normal; n]
         } else {
             spec.token_types
@@ -191,6 +277,14 @@ impl Tokenizer {
                 .map(|&t| TokenType::from_gguf(t))
                 .collect()
         };
+        let mut eog = Vec::new();
+        for (i, text) in spec.tokens.iter().enumerate() {
+            if EOG_TEXTS.contains(&text.as_str()) {
+                types[i] = TokenType::Control;
+                eog.push(i as TokenId);
+            }
+        }
+        eog.extend(spec.eos.filter(|e| !eog.contains(e)));
         let mut ids = HashMap::with_capacity(n);
         for (i, t) in spec.tokens.iter().enumerate() {
             // The first id of a duplicated text wins, as llama.cpp's token_to_id map.
@@ -226,6 +320,7 @@ impl Tokenizer {
             specials,
             bos: spec.bos,
             eos: spec.eos,
+            eog,
             add_bos,
             add_eos,
             byte_values,
@@ -248,6 +343,11 @@ impl Tokenizer {
 
     pub fn eos(&self) -> Option<TokenId> {
         self.eos
+    }
+
+    /// Whether generation stops at this token.
+    pub fn is_eog(&self, id: TokenId) -> bool {
+        self.eog.contains(&id)
     }
 
     /// Whether `encode(.., add_special = true, ..)` starts with BOS.
