@@ -140,8 +140,13 @@ pub struct VocabSpec {
 
 #[derive(Debug)]
 enum Kind {
-    Bpe { bpe: bpe::Bpe, pre: PreTokenizer },
-    Spm { add_space_prefix: bool },
+    Bpe {
+        bpe: Box<bpe::Bpe>,
+        pre: PreTokenizer,
+    },
+    Spm {
+        add_space_prefix: bool,
+    },
 }
 
 /// A tokenizer built from a GGUF vocabulary.
@@ -255,7 +260,13 @@ impl Tokenizer {
                     })?;
                 let bpe = bpe::Bpe::new(&spec.merges)
                     .map_err(|index| TokenizerError::BadMerge { index })?;
-                (Kind::Bpe { bpe, pre }, false)
+                (
+                    Kind::Bpe {
+                        bpe: Box::new(bpe),
+                        pre,
+                    },
+                    false,
+                )
             }
             "llama" => (
                 Kind::Spm {

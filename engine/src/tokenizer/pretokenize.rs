@@ -38,7 +38,7 @@ impl PreTokenizer {
     pub const SUPPORTED: &'static str = "gpt-2, default, llama-bpe, qwen2, smollm";
 
     /// Split `text` into words (byte ranges into `text`).
-    pub fn split<'t>(self, text: &'t str) -> Vec<&'t str> {
+    pub fn split(self, text: &str) -> Vec<&str> {
         let cpts: Vec<(usize, char)> = text.char_indices().collect();
         let whole = [(0, cpts.len())];
         let spans = match self {
@@ -140,8 +140,8 @@ fn each_number(cpts: &[(usize, char)], start: usize, end: usize, out: &mut Vec<(
         out,
         prev_end: start,
     };
-    for pos in start..end {
-        if Flags::of(cpts[pos].1).number {
+    for (pos, &(_, c)) in cpts.iter().enumerate().take(end).skip(start) {
+        if Flags::of(c).number {
             pieces.cut(pos);
             pieces.cut(pos + 1);
         }
