@@ -7,7 +7,7 @@
     python tools/gguf_ref/make_fixtures.py ours        # dumps the file our writer made (see below)
 
 Everything lands in engine/tests/data/gguf/ and is committed, so tests need neither Python nor
-gguf-py. `ours` reads engine/tests/data/gguf/writer/apr_writer.gguf, which the Rust test
+gguf-py. `ours` reads engine/tests/data/gguf/writer/*.gguf, which the Rust test
 `gguf_reference` writes when run with APR_REGEN_FIXTURES=1.
 
 JSON value encoding (the Rust tests decode the same): every metadata entry is
@@ -169,7 +169,9 @@ def write_align64(path: Path) -> None:
     w.add_custom_alignment(64)
     w.add_uint32("qwen2.block_count", 2)
     w.add_float32("qwen2.rope.freq_base", 1000000.0)
-    for qt in (Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q2_K, Q.Q3_K, Q.Q5_K, Q.Q8_1):
+    # Not Q8_1: gguf-py 0.19.0 sizes it 40 bytes per block (f32 d and s), ggml's block_q8_1 is
+    # 36 (two f16). It is an activation type that model files do not store.
+    for qt in (Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q2_K, Q.Q3_K, Q.Q5_K):
         cols = gguf.GGML_QUANT_SIZES[qt][0] * 2
         w.add_tensor(f"{qt.name.lower()}.w", _raw(rng, qt, 2, cols), raw_dtype=qt)
     w.add_tensor("f32.odd", rng.standard_normal(7).astype(np.float32))
@@ -400,8 +402,8 @@ def main(argv: list[str]) -> int:
     elif cmd == "malformed":
         malformed()
     elif cmd == "ours":
-        p = DATA / "writer" / "apr_writer.gguf"
-        write_dump(p, p.with_suffix(".gguf_py.json"))
+        for p in sorted((DATA / "writer").glob("*.gguf")):
+            write_dump(p, p.with_suffix(".gguf_py.json"))
     elif cmd == "all":
         reference()
         malformed()

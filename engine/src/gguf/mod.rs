@@ -284,7 +284,7 @@ macro_rules! array_getters {
                         GgufValue::Array(GgufArray::$variant(v)) => Ok(v),
                         other => Err(self.wrong_type(
                             key,
-                            concat!("ARRAY[", stringify!($variant), "]"),
+                            &format!("ARRAY[{}]", GgufValueType::$variant.name()),
                             other,
                         )),
                     }

@@ -43,6 +43,16 @@ pub struct GgufWriter {
     tensors: Vec<PendingTensor>,
 }
 
+impl std::fmt::Debug for GgufWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufWriter")
+            .field("version", &self.version)
+            .field("n_kv", &self.metadata.len())
+            .field("n_tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
 impl Default for GgufWriter {
     fn default() -> Self {
         Self::new()
