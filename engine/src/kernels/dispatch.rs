@@ -5,6 +5,8 @@ use std::sync::OnceLock;
 
 use half::{bf16, f16};
 
+#[cfg(target_arch = "x86_64")]
+use super::dot_avx2 as avx2;
 use super::dot_scalar as scalar;
 use crate::quant::blocks::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
@@ -144,53 +146,66 @@ macro_rules! dot_op {
 
 dot_op!(
     /// F32 weights · f32 activations.
-    vec_dot_f32_f32, select_f32, f32, f32, scalar::vec_dot_f32_f32
+    vec_dot_f32_f32, select_f32, f32, f32, scalar::vec_dot_f32_f32,
+    avx2 = avx2::vec_dot_f32_f32
 );
 dot_op!(
     /// F16 weights · f32 activations.
-    vec_dot_f16_f32, select_f16, f16, f32, scalar::vec_dot_f16_f32
+    vec_dot_f16_f32, select_f16, f16, f32, scalar::vec_dot_f16_f32,
+    avx2 = avx2::vec_dot_f16_f32
 );
 dot_op!(
     /// BF16 weights · f32 activations.
-    vec_dot_bf16_f32, select_bf16, bf16, f32, scalar::vec_dot_bf16_f32
+    vec_dot_bf16_f32, select_bf16, bf16, f32, scalar::vec_dot_bf16_f32,
+    avx2 = avx2::vec_dot_bf16_f32
 );
 dot_op!(
     /// Q4_0 weights · Q8_0 activations.
-    vec_dot_q4_0_q8_0, select_q4_0, BlockQ4_0, BlockQ8_0, scalar::vec_dot_q4_0_q8_0
+    vec_dot_q4_0_q8_0, select_q4_0, BlockQ4_0, BlockQ8_0, scalar::vec_dot_q4_0_q8_0,
+    avx2 = avx2::vec_dot_q4_0_q8_0
 );
 dot_op!(
     /// Q4_1 weights · Q8_1 activations.
-    vec_dot_q4_1_q8_1, select_q4_1, BlockQ4_1, BlockQ8_1, scalar::vec_dot_q4_1_q8_1
+    vec_dot_q4_1_q8_1, select_q4_1, BlockQ4_1, BlockQ8_1, scalar::vec_dot_q4_1_q8_1,
+    avx2 = avx2::vec_dot_q4_1_q8_1
 );
 dot_op!(
     /// Q5_0 weights · Q8_0 activations.
-    vec_dot_q5_0_q8_0, select_q5_0, BlockQ5_0, BlockQ8_0, scalar::vec_dot_q5_0_q8_0
+    vec_dot_q5_0_q8_0, select_q5_0, BlockQ5_0, BlockQ8_0, scalar::vec_dot_q5_0_q8_0,
+    avx2 = avx2::vec_dot_q5_0_q8_0
 );
 dot_op!(
     /// Q5_1 weights · Q8_1 activations.
-    vec_dot_q5_1_q8_1, select_q5_1, BlockQ5_1, BlockQ8_1, scalar::vec_dot_q5_1_q8_1
+    vec_dot_q5_1_q8_1, select_q5_1, BlockQ5_1, BlockQ8_1, scalar::vec_dot_q5_1_q8_1,
+    avx2 = avx2::vec_dot_q5_1_q8_1
 );
 dot_op!(
     /// Q8_0 weights · Q8_0 activations.
-    vec_dot_q8_0_q8_0, select_q8_0, BlockQ8_0, BlockQ8_0, scalar::vec_dot_q8_0_q8_0
+    vec_dot_q8_0_q8_0, select_q8_0, BlockQ8_0, BlockQ8_0, scalar::vec_dot_q8_0_q8_0,
+    avx2 = avx2::vec_dot_q8_0_q8_0
 );
 dot_op!(
     /// Q2_K weights · Q8_K activations.
-    vec_dot_q2_k_q8_k, select_q2_k, BlockQ2K, BlockQ8K, scalar::vec_dot_q2_k_q8_k
+    vec_dot_q2_k_q8_k, select_q2_k, BlockQ2K, BlockQ8K, scalar::vec_dot_q2_k_q8_k,
+    avx2 = avx2::vec_dot_q2_k_q8_k
 );
 dot_op!(
     /// Q3_K weights · Q8_K activations.
-    vec_dot_q3_k_q8_k, select_q3_k, BlockQ3K, BlockQ8K, scalar::vec_dot_q3_k_q8_k
+    vec_dot_q3_k_q8_k, select_q3_k, BlockQ3K, BlockQ8K, scalar::vec_dot_q3_k_q8_k,
+    avx2 = avx2::vec_dot_q3_k_q8_k
 );
 dot_op!(
     /// Q4_K weights · Q8_K activations.
-    vec_dot_q4_k_q8_k, select_q4_k, BlockQ4K, BlockQ8K, scalar::vec_dot_q4_k_q8_k
+    vec_dot_q4_k_q8_k, select_q4_k, BlockQ4K, BlockQ8K, scalar::vec_dot_q4_k_q8_k,
+    avx2 = avx2::vec_dot_q4_k_q8_k
 );
 dot_op!(
     /// Q5_K weights · Q8_K activations.
-    vec_dot_q5_k_q8_k, select_q5_k, BlockQ5K, BlockQ8K, scalar::vec_dot_q5_k_q8_k
+    vec_dot_q5_k_q8_k, select_q5_k, BlockQ5K, BlockQ8K, scalar::vec_dot_q5_k_q8_k,
+    avx2 = avx2::vec_dot_q5_k_q8_k
 );
 dot_op!(
     /// Q6_K weights · Q8_K activations.
-    vec_dot_q6_k_q8_k, select_q6_k, BlockQ6K, BlockQ8K, scalar::vec_dot_q6_k_q8_k
+    vec_dot_q6_k_q8_k, select_q6_k, BlockQ6K, BlockQ8K, scalar::vec_dot_q6_k_q8_k,
+    avx2 = avx2::vec_dot_q6_k_q8_k
 );

@@ -46,7 +46,7 @@ impl<'a> QMatrix<'a> {
             return Err(KernelError::UnsupportedWeightType { ty });
         }
         let block = ty.block_size();
-        if cols % block != 0 {
+        if !cols.is_multiple_of(block) {
             return Err(KernelError::ColsNotBlockMultiple { ty, cols, block });
         }
         let expected = (cols / block)
@@ -63,7 +63,7 @@ impl<'a> QMatrix<'a> {
             });
         }
         let align = weight_align(ty);
-        if (data.as_ptr() as usize) % align != 0 {
+        if !(data.as_ptr() as usize).is_multiple_of(align) {
             return Err(KernelError::Misaligned { ty, align });
         }
         Ok(QMatrix {
@@ -122,7 +122,7 @@ impl Activations {
     /// Quantizes `x` (`n × cols`, row-major) for weights of type `weight_ty`.
     pub fn quantize(weight_ty: GgmlType, x: &[f32], cols: usize) -> Result<Self, KernelError> {
         let block = activation_type(weight_ty).block_size();
-        if cols == 0 || cols % block != 0 || x.len() % cols != 0 {
+        if cols == 0 || !cols.is_multiple_of(block) || !x.len().is_multiple_of(cols) {
             return Err(KernelError::ActivationShape {
                 len: x.len(),
                 cols,

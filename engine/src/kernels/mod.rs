@@ -9,10 +9,13 @@
 //! * [`matmul`](mod@matmul): [`QMatrix`], [`matvec`], [`matmul()`], parallel over output rows.
 
 pub mod dispatch;
+#[cfg(target_arch = "x86_64")]
+mod dot_avx2;
 pub mod dot_scalar;
 mod error;
 pub mod matmul;
 pub mod quantize;
+pub mod synth;
 
 pub use dispatch::{
     active_isa, detected_isa, vec_dot_bf16_f32, vec_dot_f16_f32, vec_dot_f32_f32,

@@ -1,0 +1,523 @@
+//! AVX2 + FMA + F16C dot products, bit-identical to their twins in [`super::dot_scalar`].
+//!
+//! Integer work is vectorised however is fastest (integer sums are exact in any order); the
+//! float work follows the scalar summation contract exactly: per block `t = (dx·dy)·isum`
+//! (plus `m·s`, or minus the min term), accumulated into lane `i % 8` of one `__m256` with a
+//! separate multiply and add (no FMA), then the 8 lanes folded as [`reduce_lanes`] does.
+//!
+//! Every kernel requires the activation quants to lie in −127..=127 (what
+//! [`super::quantize`] produces): the `_mm256_sign_epi8` trick cannot negate −128.
+//! Weight quants may be any byte.
+//!
+//! Bit tricks (nibble unpacking, fifth-bit expansion, `maddubs` with a sign transfer) are the
+//! well-known ones of ggml's x86 kernels (`ggml-cpu/arch/x86/quants.c`); the code is ours.
+
+use core::arch::x86_64::*;
+
+use half::{bf16, f16};
+
+use super::dot_scalar::{
+    block_d, block_dm, block_k, block_k_min, isum_q4_0, isum_q4_1, isum_q5_0, isum_q5_1, isum_q8_0,
+    k4_min_sum, reduce_float_lanes, reduce_lanes, FLOAT_LANES, LANES,
+};
+use crate::quant::blocks::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8K, BlockQ8_0, BlockQ8_1,
+};
+use crate::quant::scales::{q3_k_scales, scales_mins_k4};
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// Shuffle masks for `_mm_shuffle_epi8` on 16 sub-block scales: mask k puts scale 2k in
+/// bytes 0..8 and scale 2k+1 in bytes 8..16, so `cvtepi8_epi16` gives a `__m256i` whose low
+/// lane multiplies the first 16 values of a 32-value vector and whose high lane the next 16.
+static PAIR_MASKS: [[u8; 16]; 8] = {
+    let mut m = [[0u8; 16]; 8];
+    let mut k = 0;
+    while k < 8 {
+        let mut b = 0;
+        while b < 16 {
+            m[k][b] = (2 * k + b / 8) as u8;
+            b += 1;
+        }
+        k += 1;
+    }
+    m
+};
+
+/// Sum of the 8 i32 lanes (exact).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    _mm_cvtsi128_si32(s)
+}
+
+/// The i32 totals of eight 8-lane partial sums, as one vector `[Σp0, …, Σp7]` (exact).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn totals8(p: &[__m256i; 8]) -> __m256i {
+    let h01 = _mm256_hadd_epi32(p[0], p[1]);
+    let h23 = _mm256_hadd_epi32(p[2], p[3]);
+    let h45 = _mm256_hadd_epi32(p[4], p[5]);
+    let h67 = _mm256_hadd_epi32(p[6], p[7]);
+    let a = _mm256_hadd_epi32(h01, h23); // [p0 p1 p2 p3 (low halves) | same (high halves)]
+    let b = _mm256_hadd_epi32(h45, h67);
+    let lo = _mm256_permute2x128_si256(a, b, 0x20);
+    let hi = _mm256_permute2x128_si256(a, b, 0x31);
+    _mm256_add_epi32(lo, hi)
+}
+
+/// Eight f16 values (exact widening, as `f16::to_f32`).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn f16x8(h: [f16; 8]) -> __m256 {
+    _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i))
+}
+
+/// i8 × i8 dot of 32 pairs as 8 partial i32 sums. `y` must not hold −128.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+    _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+}
+
+/// u8 × i8 dot of 32 pairs as 8 partial i32 sums; `x` ≤ 63 so `maddubs` cannot saturate.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_u8(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1))
+}
+
+/// 16 packed nibbles → 32 bytes: low nibbles (values 0..16), then high nibbles (16..32).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    let b = _mm_loadu_si128(p as *const __m128i);
+    let m4 = _mm_set1_epi8(0x0F);
+    let lo = _mm_and_si128(b, m4);
+    let hi = _mm_and_si128(_mm_srli_epi16(b, 4), m4);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// The 32 bits of `qh` as 32 bytes: 0xFF where bit j is set, 0 where clear.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn bits_to_bytes(qh: [u8; 4]) -> __m256i {
+    let v = _mm256_set1_epi32(i32::from_le_bytes(qh));
+    // Byte j takes byte j / 8 of qh …
+    let spread = _mm256_setr_epi64x(
+        0x0000_0000_0000_0000,
+        0x0101_0101_0101_0101,
+        0x0202_0202_0202_0202,
+        0x0303_0303_0303_0303,
+    );
+    let v = _mm256_shuffle_epi8(v, spread);
+    // … and is all ones iff bit j % 8 is set: OR every other bit in, compare with 0xFF.
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe_u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_or_si256(v, others), _mm256_set1_epi8(-1))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load256(p: *const u8) -> __m256i {
+    _mm256_loadu_si256(p as *const __m256i)
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load256i(p: *const i8) -> __m256i {
+    _mm256_loadu_si256(p as *const __m256i)
+}
+
+/// Stores the 8 accumulator lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn lanes_of(acc: __m256) -> [f32; LANES] {
+    let mut l = [0f32; LANES];
+    _mm256_storeu_ps(l.as_mut_ptr(), acc);
+    l
+}
+
+/// Generates a 32-value-block kernel: groups of 8 blocks go through `$isum` (8 partial i32
+/// sums per block), [`totals8`] and one vector float step; leftover blocks use the scalar
+/// per-block functions (same lanes, same expressions).
+macro_rules! legacy_kernel {
+    (
+        $(#[$doc:meta])* $name:ident, $w:ty, $a:ty,
+        isum = |$xb:ident, $yb:ident| $isum:expr,
+        value = |$xg:ident, $yg:ident, $tot:ident| $value:expr,
+        tail = |$xt:ident, $yt:ident| $tail:expr
+    ) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU must support AVX2, FMA and F16C.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn $name(x: &[$w], y: &[$a]) -> f32 {
+            let n = x.len();
+            let y = &y[..n];
+            let mut acc = _mm256_setzero_ps();
+            let groups = n / LANES;
+            for g in 0..groups {
+                let $xg = &x[LANES * g..LANES * g + LANES];
+                let $yg = &y[LANES * g..LANES * g + LANES];
+                let mut p = [_mm256_setzero_si256(); LANES];
+                for k in 0..LANES {
+                    let $xb = &$xg[k];
+                    let $yb = &$yg[k];
+                    p[k] = $isum;
+                }
+                let $tot = _mm256_cvtepi32_ps(totals8(&p));
+                acc = _mm256_add_ps(acc, $value);
+            }
+            let mut lanes = lanes_of(acc);
+            for i in groups * LANES..n {
+                let $xt = &x[i];
+                let $yt = &y[i];
+                lanes[i % LANES] += $tail;
+            }
+            reduce_lanes(&lanes)
+        }
+    };
+}
+
+/// `dx·dy` for a group of 8 blocks.
+macro_rules! dd {
+    ($xg:ident, $yg:ident) => {
+        _mm256_mul_ps(
+            f16x8(core::array::from_fn(|k| $xg[k].d)),
+            f16x8(core::array::from_fn(|k| $yg[k].d)),
+        )
+    };
+}
+
+/// `m·s` for a group of 8 Q4_1/Q5_1 × Q8_1 blocks.
+macro_rules! ms {
+    ($xg:ident, $yg:ident) => {
+        _mm256_mul_ps(
+            f16x8(core::array::from_fn(|k| $xg[k].m)),
+            f16x8(core::array::from_fn(|k| $yg[k].s)),
+        )
+    };
+}
+
+// ---------------------------------------------------------------------------------------
+// 32-value blocks
+// ---------------------------------------------------------------------------------------
+
+legacy_kernel!(
+    /// Q8_0 · Q8_0.
+    vec_dot_q8_0_q8_0, BlockQ8_0, BlockQ8_0,
+    isum = |xb, yb| dot_i8(load256i(xb.qs.as_ptr()), load256i(yb.qs.as_ptr())),
+    value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
+    tail = |x, y| block_d(x.d, y.d, isum_q8_0(x, y))
+);
+
+legacy_kernel!(
+    /// Q4_0 · Q8_0: (q − 8) as i8, then the signed dot.
+    vec_dot_q4_0_q8_0, BlockQ4_0, BlockQ8_0,
+    isum = |xb, yb| {
+        let q = _mm256_sub_epi8(nibbles(xb.qs.as_ptr()), _mm256_set1_epi8(8));
+        dot_i8(q, load256i(yb.qs.as_ptr()))
+    },
+    value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
+    tail = |x, y| block_d(x.d, y.d, isum_q4_0(x, y))
+);
+
+legacy_kernel!(
+    /// Q4_1 · Q8_1: unsigned nibbles, min through `m·s`.
+    vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1,
+    isum = |xb, yb| dot_u8(nibbles(xb.qs.as_ptr()), load256i(yb.qs.as_ptr())),
+    value = |xg, yg, tot| _mm256_add_ps(_mm256_mul_ps(dd!(xg, yg), tot), ms!(xg, yg)),
+    tail = |x, y| block_dm(x.d, x.m, y.d, y.s, isum_q4_1(x, y))
+);
+
+legacy_kernel!(
+    /// Q5_0 · Q8_0: nibble − (16 where the fifth bit is clear), then the signed dot.
+    vec_dot_q5_0_q8_0, BlockQ5_0, BlockQ8_0,
+    isum = |xb, yb| {
+        let clear = _mm256_andnot_si256(bits_to_bytes(xb.qh), _mm256_set1_epi8(16));
+        let q = _mm256_sub_epi8(nibbles(xb.qs.as_ptr()), clear);
+        dot_i8(q, load256i(yb.qs.as_ptr()))
+    },
+    value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
+    tail = |x, y| block_d(x.d, y.d, isum_q5_0(x, y))
+);
+
+legacy_kernel!(
+    /// Q5_1 · Q8_1: unsigned 5-bit values, min through `m·s`.
+    vec_dot_q5_1_q8_1, BlockQ5_1, BlockQ8_1,
+    isum = |xb, yb| {
+        let high = _mm256_and_si256(bits_to_bytes(xb.qh), _mm256_set1_epi8(16));
+        let q = _mm256_or_si256(nibbles(xb.qs.as_ptr()), high);
+        dot_u8(q, load256i(yb.qs.as_ptr()))
+    },
+    value = |xg, yg, tot| _mm256_add_ps(_mm256_mul_ps(dd!(xg, yg), tot), ms!(xg, yg)),
+    tail = |x, y| block_dm(x.d, x.m, y.d, y.s, isum_q5_1(x, y))
+);
+
+// ---------------------------------------------------------------------------------------
+// K-quants: SIMD integer sums per super-block, then the scalar float step per super-block.
+// ---------------------------------------------------------------------------------------
+
+/// The i16 scale vector for values 32p..32p+32 of a group of 16-value sub-blocks.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn pair_scales(sc: __m128i, p: usize) -> __m256i {
+    let mask = _mm_loadu_si128(PAIR_MASKS[p].as_ptr() as *const __m128i);
+    _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, mask))
+}
+
+/// Q2_K · Q8_K.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q2_k_q8_k(x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
+    let y = &y[..x.len()];
+    let m3 = _mm256_set1_epi8(3);
+    let mut lanes = [0f32; LANES];
+    for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
+        let raw = _mm_loadu_si128(xb.scales.as_ptr() as *const __m128i);
+        let sc = _mm_and_si128(raw, _mm_set1_epi8(0x0F));
+        let mut sumi = _mm256_setzero_si256();
+        for n in 0..2 {
+            let qv = load256(xb.qs.as_ptr().add(32 * n));
+            for k in 0..4 {
+                let q = _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * k as i32)), m3);
+                let yv = load256i(yb.qs.as_ptr().add(128 * n + 32 * k));
+                let p16 = _mm256_maddubs_epi16(q, yv);
+                let s16 = pair_scales(sc, 4 * n + k);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s16));
+            }
+        }
+        let mut imin = 0i32;
+        for j in 0..16 {
+            imin += (xb.scales[j] >> 4) as i32 * yb.bsums[j] as i32;
+        }
+        lanes[i % LANES] += block_k_min(yb.d, xb.d, xb.dmin, hsum_i32(sumi), imin);
+    }
+    reduce_lanes(&lanes)
+}
+
+/// Q3_K · Q8_K: q' = low 2 bits + 4·hmask bit (0..7), Σ(q' − 4)·y as two `maddubs`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q3_k_q8_k(x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
+    let y = &y[..x.len()];
+    let m3 = _mm256_set1_epi8(3);
+    let four = _mm256_set1_epi8(4);
+    let mut lanes = [0f32; LANES];
+    for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
+        let scales = q3_k_scales(&xb.scales);
+        let sc = _mm_loadu_si128(scales.as_ptr() as *const __m128i);
+        let hm = load256(xb.hmask.as_ptr());
+        let mut sumi = _mm256_setzero_si256();
+        for n in 0..2 {
+            let qv = load256(xb.qs.as_ptr().add(32 * n));
+            for k in 0..4 {
+                let low =
+                    _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * k as i32)), m3);
+                let bit = _mm256_set1_epi8((1u8 << (4 * n + k)) as i8);
+                let set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
+                let q = _mm256_or_si256(low, _mm256_and_si256(set, four));
+                let yv = load256i(yb.qs.as_ptr().add(128 * n + 32 * k));
+                let p16 =
+                    _mm256_sub_epi16(_mm256_maddubs_epi16(q, yv), _mm256_maddubs_epi16(four, yv));
+                let s16 = pair_scales(sc, 4 * n + k);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s16));
+            }
+        }
+        lanes[i % LANES] += block_k(yb.d, xb.d, hsum_i32(sumi));
+    }
+    reduce_lanes(&lanes)
+}
+
+/// Q4_K · Q8_K.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q4_k_q8_k(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
+    let y = &y[..x.len()];
+    let m4 = _mm256_set1_epi8(0x0F);
+    let mut lanes = [0f32; LANES];
+    for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
+        let (sc, mn) = scales_mins_k4(&xb.scales);
+        let imin = k4_min_sum(&mn, &yb.bsums);
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..4 {
+            let bits = load256(xb.qs.as_ptr().add(32 * j));
+            let lo = _mm256_and_si256(bits, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            let yl = load256i(yb.qs.as_ptr().add(64 * j));
+            let yh = load256i(yb.qs.as_ptr().add(64 * j + 32));
+            let pl = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(lo, yl),
+                _mm256_set1_epi16(sc[2 * j] as i16),
+            );
+            let ph = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(hi, yh),
+                _mm256_set1_epi16(sc[2 * j + 1] as i16),
+            );
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        lanes[i % LANES] += block_k_min(yb.d, xb.d, xb.dmin, hsum_i32(sumi), imin);
+    }
+    reduce_lanes(&lanes)
+}
+
+/// Q5_K · Q8_K.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q5_k_q8_k(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
+    let y = &y[..x.len()];
+    let m4 = _mm256_set1_epi8(0x0F);
+    let sixteen = _mm256_set1_epi8(16);
+    let mut lanes = [0f32; LANES];
+    for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
+        let (sc, mn) = scales_mins_k4(&xb.scales);
+        let imin = k4_min_sum(&mn, &yb.bsums);
+        let hbits = load256(xb.qh.as_ptr());
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..4 {
+            let bits = load256(xb.qs.as_ptr().add(32 * j));
+            let bl = _mm256_set1_epi8((1u8 << (2 * j)) as i8);
+            let bh = _mm256_set1_epi8((1u8 << (2 * j + 1)) as i8);
+            let hl = _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bl), bl);
+            let hh = _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bh), bh);
+            let lo = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_and_si256(hl, sixteen));
+            let hi = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+                _mm256_and_si256(hh, sixteen),
+            );
+            let yl = load256i(yb.qs.as_ptr().add(64 * j));
+            let yh = load256i(yb.qs.as_ptr().add(64 * j + 32));
+            let pl = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(lo, yl),
+                _mm256_set1_epi16(sc[2 * j] as i16),
+            );
+            let ph = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(hi, yh),
+                _mm256_set1_epi16(sc[2 * j + 1] as i16),
+            );
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        lanes[i % LANES] += block_k_min(yb.d, xb.d, xb.dmin, hsum_i32(sumi), imin);
+    }
+    reduce_lanes(&lanes)
+}
+
+/// Q6_K · Q8_K: q (0..63) from 4 low + 2 high bits, Σ(q − 32)·y as two `maddubs`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn vec_dot_q6_k_q8_k(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
+    let y = &y[..x.len()];
+    let m4 = _mm256_set1_epi8(0x0F);
+    let m32 = _mm256_set1_epi8(32);
+    let mut lanes = [0f32; LANES];
+    for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
+        let sc = _mm_loadu_si128(xb.scales.as_ptr() as *const __m128i);
+        let mut sumi = _mm256_setzero_si256();
+        for n in 0..2 {
+            let ql0 = load256(xb.ql.as_ptr().add(64 * n));
+            let ql1 = load256(xb.ql.as_ptr().add(64 * n + 32));
+            let qh = load256(xb.qh.as_ptr().add(32 * n));
+            let q = [
+                _mm256_or_si256(
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                    _mm256_and_si256(qh, _mm256_set1_epi8(0x30)),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), _mm256_set1_epi8(0x30)),
+                ),
+            ];
+            for (p, &qp) in q.iter().enumerate() {
+                let yv = load256i(yb.qs.as_ptr().add(128 * n + 32 * p));
+                let p16 =
+                    _mm256_sub_epi16(_mm256_maddubs_epi16(qp, yv), _mm256_maddubs_epi16(m32, yv));
+                let s16 = pair_scales(sc, 4 * n + p);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s16));
+            }
+        }
+        lanes[i % LANES] += block_k(yb.d, xb.d, hsum_i32(sumi));
+    }
+    reduce_lanes(&lanes)
+}
+
+// ---------------------------------------------------------------------------------------
+// Float weights · f32 activations: 4 accumulators of 8 = the 32 float lanes.
+// ---------------------------------------------------------------------------------------
+
+macro_rules! float_kernel {
+    ($(#[$doc:meta])* $name:ident, $w:ty, |$p:ident| $load:expr, |$e:ident| $scalar:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU must support AVX2, FMA and F16C.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn $name(w: &[$w], x: &[f32]) -> f32 {
+            let n = w.len();
+            let x = &x[..n];
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let chunks = n / FLOAT_LANES;
+            for c in 0..chunks {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let off = FLOAT_LANES * c + 8 * j;
+                    let $p = w.as_ptr().add(off);
+                    let wv = $load;
+                    let xv = _mm256_loadu_ps(x.as_ptr().add(off));
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(wv, xv));
+                }
+            }
+            let mut lanes = [0f32; FLOAT_LANES];
+            for (j, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(lanes.as_mut_ptr().add(8 * j), *a);
+            }
+            for i in chunks * FLOAT_LANES..n {
+                let $e = w[i];
+                lanes[i % FLOAT_LANES] += $scalar * x[i];
+            }
+            reduce_float_lanes(&lanes)
+        }
+    };
+}
+
+float_kernel!(
+    /// F32 · f32.
+    vec_dot_f32_f32, f32, |p| _mm256_loadu_ps(p), |e| e
+);
+float_kernel!(
+    /// F16 · f32 (exact widening with F16C).
+    vec_dot_f16_f32, f16, |p| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)), |e| e.to_f32()
+);
+float_kernel!(
+    /// BF16 · f32 (exact widening: the bits shifted into the top half of an f32).
+    vec_dot_bf16_f32, bf16,
+    |p| _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i)),
+        16
+    )),
+    |e| e.to_f32()
+);

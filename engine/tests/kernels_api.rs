@@ -1,0 +1,150 @@
+//! Activation quantization facts, dispatch reporting and typed errors of the kernels API.
+
+use apr_engine::kernels::{
+    activation_type, active_isa, kernel_isa, matmul, matvec, quantize_row_q8_0, quantize_row_q8_1,
+    quantize_row_q8_k, Isa, KernelError, QMatrix,
+};
+use apr_engine::quant::blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1};
+use apr_engine::quant::GgmlType;
+use bytemuck::Zeroable;
+
+#[test]
+fn q8_0_follows_ggml_reference() {
+    // amax = 2.54 → d = 0.02; x / d rounds half away from zero (roundf).
+    let mut x = [0f32; 32];
+    x[0] = 2.54;
+    x[1] = -2.54;
+    x[2] = 0.03; // 1.5 → 2 (ties away from zero)
+    x[3] = -0.01; // -0.5 → -1
+    let mut y = [BlockQ8_0::zeroed(); 1];
+    quantize_row_q8_0(&x, &mut y);
+    assert_eq!(y[0].d, half::f16::from_f32(2.54 / 127.0));
+    assert_eq!(&y[0].qs[..4], &[127, -127, 2, -1]);
+}
+
+#[test]
+fn q8_1_stores_d_times_sum() {
+    let x: Vec<f32> = (0..32).map(|i| i as f32 - 10.0).collect();
+    let mut y = [BlockQ8_1::zeroed(); 1];
+    quantize_row_q8_1(&x, &mut y);
+    let d = 21.0f32 / 127.0;
+    let sum: i32 = y[0].qs.iter().map(|&q| q as i32).sum();
+    assert_eq!(y[0].qs[31], 127);
+    assert_eq!(y[0].s, half::f16::from_f32(sum as f32 * d));
+    assert_ne!(sum, 0);
+}
+
+#[test]
+fn q8_k_follows_ggml_reference() {
+    let mut x = [0f32; 256];
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = (i as f32 - 100.0) * 0.5;
+    }
+    // Largest magnitude is x[255] = 77.5: iscale = -127/77.5, so it maps to -127.
+    let mut y = [BlockQ8K::zeroed(); 1];
+    quantize_row_q8_k(&x, &mut y);
+    assert_eq!(y[0].qs[255], -127);
+    assert_eq!(y[0].d, 1.0 / (-127.0f32 / 77.5));
+    for j in 0..16 {
+        let s: i16 = y[0].qs[16 * j..16 * j + 16].iter().map(|&q| q as i16).sum();
+        assert_eq!(y[0].bsums[j], s);
+    }
+    assert!(y[0].qs.iter().all(|&q| q != -128));
+    // All-zero block.
+    quantize_row_q8_k(&[0.0; 256], &mut y);
+    assert_eq!(y[0].d, 0.0);
+    assert!(y[0].qs.iter().all(|&q| q == 0) && y[0].bsums.iter().all(|&s| s == 0));
+}
+
+#[test]
+fn activation_pairing_is_ggmls() {
+    use GgmlType::*;
+    for (w, a) in [
+        (Q4_0, Q8_0),
+        (Q5_0, Q8_0),
+        (Q8_0, Q8_0),
+        (Q4_1, Q8_1),
+        (Q5_1, Q8_1),
+        (Q2K, Q8K),
+        (Q3K, Q8K),
+        (Q4K, Q8K),
+        (Q5K, Q8K),
+        (Q6K, Q8K),
+        (F32, F32),
+        (F16, F32),
+        (BF16, F32),
+    ] {
+        assert_eq!(activation_type(w), a, "{w}");
+    }
+}
+
+#[test]
+fn dispatch_reports_a_supported_path() {
+    let isa = active_isa();
+    assert!(isa.is_supported());
+    for ty in [GgmlType::Q4K, GgmlType::F32] {
+        let k = kernel_isa(isa, ty);
+        assert!(k <= isa && k.is_supported());
+        assert_eq!(kernel_isa(Isa::Scalar, ty), Isa::Scalar);
+    }
+    match std::env::var("APR_SIMD").as_deref() {
+        Ok("scalar") => assert_eq!(isa, Isa::Scalar),
+        _ => eprintln!("active ISA: {isa}"),
+    }
+}
+
+#[test]
+fn shape_and_type_errors_are_typed() {
+    let words = vec![0u32; 64];
+    let bytes: &[u8] = bytemuck::cast_slice(&words);
+    assert_eq!(
+        QMatrix::new(GgmlType::Q4_0, 2, 48, &bytes[..36]).unwrap_err(),
+        KernelError::ColsNotBlockMultiple {
+            ty: GgmlType::Q4_0,
+            cols: 48,
+            block: 32
+        }
+    );
+    assert_eq!(
+        QMatrix::new(GgmlType::Q4_0, 2, 64, &bytes[..70]).unwrap_err(),
+        KernelError::WeightBytes {
+            ty: GgmlType::Q4_0,
+            rows: 2,
+            cols: 64,
+            expected: 72,
+            found: 70
+        }
+    );
+    assert_eq!(
+        QMatrix::new(GgmlType::Q8K, 1, 256, &bytes[..0]).unwrap_err(),
+        KernelError::UnsupportedWeightType { ty: GgmlType::Q8K }
+    );
+    assert_eq!(
+        QMatrix::new(GgmlType::F32, 1, 4, &bytes[1..17]).unwrap_err(),
+        KernelError::Misaligned {
+            ty: GgmlType::F32,
+            align: 4
+        }
+    );
+    let m = QMatrix::new(GgmlType::Q8_0, 2, 32, &bytes[..68]).unwrap();
+    let mut out = [0f32; 2];
+    assert_eq!(
+        matvec(&m, &[0.0; 31], &mut out).unwrap_err(),
+        KernelError::ActivationLen {
+            n: 1,
+            cols: 32,
+            expected: 32,
+            found: 31
+        }
+    );
+    assert_eq!(
+        matmul(&m, &[0.0; 64], 2, &mut out).unwrap_err(),
+        KernelError::OutputLen {
+            n: 2,
+            rows: 2,
+            expected: 4,
+            found: 2
+        }
+    );
+    assert!(matvec(&m, &[1.0; 32], &mut out).is_ok());
+}

@@ -1,0 +1,162 @@
+//! Every SIMD kernel against its scalar twin, bit for bit, on random and adversarial blocks,
+//! for every ISA tier this CPU has. The summation contract (kernels::dot_scalar) makes the
+//! results identical, not merely close; a NaN equals a NaN.
+
+use apr_engine::kernels::synth::{activations, weight_bytes, weights, Style};
+use apr_engine::kernels::{kernel_isa, matmul_with, Isa, QMatrix};
+use apr_engine::quant::GgmlType;
+
+const WEIGHT_TYPES: [GgmlType; 13] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2K,
+    GgmlType::Q3K,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+];
+
+/// Columns that leave a partial group of 8 blocks (and of 32 floats), so tails run too.
+fn odd_cols(ty: GgmlType) -> usize {
+    match ty.block_size() {
+        1 => 32 * 5 + 7,
+        32 => 32 * 19,
+        _ => 256 * 11,
+    }
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> Option<usize> {
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x.to_bits() != y.to_bits() && !(x.is_nan() && y.is_nan()))
+}
+
+fn simd_tiers() -> Vec<Isa> {
+    Isa::available()
+        .into_iter()
+        .filter(|&i| i != Isa::Scalar)
+        .collect()
+}
+
+#[test]
+fn this_x86_machine_has_a_simd_tier() {
+    if cfg!(target_arch = "x86_64") && std::is_x86_feature_detected!("avx2") {
+        assert!(
+            simd_tiers().contains(&Isa::Avx2),
+            "AVX2 detected but tier unavailable"
+        );
+    } else {
+        eprintln!("no SIMD tier on this CPU: the SIMD-vs-scalar tests below check nothing");
+    }
+}
+
+#[test]
+fn every_type_has_an_avx2_kernel() {
+    if !Isa::Avx2.is_supported() {
+        eprintln!("skip: no AVX2");
+        return;
+    }
+    for ty in WEIGHT_TYPES {
+        assert_eq!(
+            kernel_isa(Isa::Avx2, ty),
+            Isa::Avx2,
+            "{ty} has no AVX2 kernel"
+        );
+    }
+}
+
+fn check(ty: GgmlType, style: Style, rows: usize, cols: usize, n: usize, seed: u64) {
+    let w = weights(ty, rows, cols, style, seed);
+    let m = QMatrix::new(ty, rows, cols, weight_bytes(&w, ty, rows, cols)).unwrap();
+    let x = activations(n * cols, style, seed ^ 0xA5A5);
+    let mut want = vec![0f32; n * rows];
+    matmul_with(Isa::Scalar, &m, &x, n, &mut want).unwrap();
+    let nonzero = want.iter().filter(|v| **v != 0.0).count();
+    assert!(
+        nonzero * 2 > want.len(),
+        "{ty} {style:?}: degenerate test data ({nonzero} nonzero)"
+    );
+    for isa in simd_tiers() {
+        let mut got = vec![0f32; n * rows];
+        matmul_with(isa, &m, &x, n, &mut got).unwrap();
+        if let Some(i) = same_bits(&want, &got) {
+            panic!(
+                "{ty} {style:?} {isa} (kernel {}) seed {seed}: out[{i}] = {:e} ({:#010x}), scalar {:e} ({:#010x})",
+                kernel_isa(isa, ty),
+                got[i],
+                got[i].to_bits(),
+                want[i],
+                want[i].to_bits()
+            );
+        }
+    }
+}
+
+#[test]
+fn simd_matches_scalar_on_random_blocks() {
+    for ty in WEIGHT_TYPES {
+        for seed in 0..3 {
+            check(ty, Style::Random, 7, odd_cols(ty), 2, seed);
+        }
+        // A whole number of 8-block groups too.
+        check(ty, Style::Random, 5, 8 * ty.block_size().max(4) * 4, 1, 11);
+    }
+}
+
+#[test]
+fn simd_matches_scalar_on_adversarial_blocks() {
+    for ty in WEIGHT_TYPES {
+        for seed in 100..106 {
+            check(ty, Style::Adversarial, 9, odd_cols(ty), 2, seed);
+        }
+    }
+}
+
+#[test]
+fn simd_matches_scalar_on_all_max_quants() {
+    // Every quant byte 0xFF (all-max nibbles, all high bits set, q8 = -1) with large scales.
+    for ty in WEIGHT_TYPES.into_iter().filter(|t| t.is_quantized()) {
+        let (rows, cols) = (4, odd_cols(ty));
+        let mut w = weights(ty, rows, cols, Style::Random, 7);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut w);
+        let bs = ty.type_size();
+        let nblocks = rows * cols / ty.block_size();
+        for b in 0..nblocks {
+            let blk = &mut bytes[b * bs..(b + 1) * bs];
+            // Keep the f16 scale fields (sane, from Style::Random), max out everything else.
+            let keep: std::ops::Range<usize> = match ty {
+                GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => 0..2,
+                GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => 0..4,
+                GgmlType::Q2K => 80..84,
+                GgmlType::Q3K => 108..110,
+                GgmlType::Q6K => 208..210,
+                _ => unreachable!(),
+            };
+            for (i, v) in blk.iter_mut().enumerate() {
+                if !keep.contains(&i) {
+                    *v = 0xFF;
+                }
+            }
+        }
+        let m = QMatrix::new(ty, rows, cols, weight_bytes(&w, ty, rows, cols)).unwrap();
+        let x = activations(cols, Style::Random, 3);
+        let mut want = vec![0f32; rows];
+        matmul_with(Isa::Scalar, &m, &x, 1, &mut want).unwrap();
+        assert!(want.iter().all(|v| *v != 0.0), "{ty}: zero output");
+        for isa in simd_tiers() {
+            let mut got = vec![0f32; rows];
+            matmul_with(isa, &m, &x, 1, &mut got).unwrap();
+            assert_eq!(
+                same_bits(&want, &got),
+                None,
+                "{ty} {isa}: {want:?} vs {got:?}"
+            );
+        }
+    }
+}
