@@ -1,5 +1,13 @@
-//! Observability: the stage vocabulary and the observer the forward pass reports to.
+//! Observability: the stage vocabulary and the observer the forward pass reports to, the
+//! APRT capture format, per-stage statistics and value diffs.
 
+pub mod aprt;
+pub mod capture;
+pub mod diff;
+pub mod report;
 mod stage;
+pub mod stats;
 
+pub use capture::{CaptureObserver, RecordingObserver, Selection, TensorKey};
 pub use stage::{tap, NoObserver, Observer, Stage};
+pub use stats::StatsObserver;
