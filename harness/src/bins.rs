@@ -4,7 +4,7 @@
 //! 1. `APR_BIN` / `PV_BIN`: an explicit path, used as is.
 //! 2. The running program itself, when it is the binary asked for (`pv run` running `pv`).
 //! 3. `target/<profile>/<name>` next to the running executable (a test binary lives in
-//!    `target/<profile>/deps/`), if it is newer than every source file of its package.
+//!    `target/<profile>/deps/`), if it is newer than its package's `src/`, `Cargo.toml` and `Cargo.lock`.
 //! 4. Otherwise `cargo build -p <package> --bin <name>` once per process, with the same
 //!    profile, into `target/apr-suite-bins/` (a separate target directory: the `cargo test`
 //!    that runs us may hold the lock on the main one, and a nested build there would wait
@@ -60,7 +60,12 @@ fn locate_uncached(name: &str) -> Result<PathBuf, String> {
     let profile_dir = profile_dir(&exe)
         .ok_or_else(|| format!("cannot derive the target directory from {}", exe.display()))?;
     let root = crate::repo_root();
-    let newest_source = newest_mtime(&[root.join(pkg_dir), root.join("Cargo.lock")]);
+    let pkg = root.join(pkg_dir);
+    let newest_source = newest_mtime(&[
+        pkg.join("src"),
+        pkg.join("Cargo.toml"),
+        root.join("Cargo.lock"),
+    ]);
     let candidate = profile_dir.join(exe_name(name));
     if is_fresh(&candidate, newest_source) {
         return Ok(candidate);

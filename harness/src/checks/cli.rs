@@ -217,7 +217,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
         for pat in pats.iter() {
             let re = Regex::new(pat).map_err(|e| e.to_string())?;
             let found = re.is_match(text);
-            let metric = if must { "matches" } else { "does not match" };
+            let metric = "matches";
             ms.push(Measurement::new(
                 format!("{stream} /{pat}/"),
                 metric,
