@@ -136,7 +136,9 @@ fn decide(
                 "PROPOSED: check kind `{}` needs {needs}, which the engine does not have yet",
                 kind.map_or("", |k| k.name)
             ),
-            _ => "PROPOSED: the contract is not active yet".to_string(),
+            _ => {
+                "PROPOSED: the contract is not promoted to DRAFT yet, so it is not run".to_string()
+            }
         };
         return (Plan::Skip(why), None);
     }
