@@ -1,7 +1,9 @@
 //! apr-engine: a GGUF/APR inference engine whose every intermediate tensor is observable.
 
+pub mod apr;
 pub mod gguf;
 pub mod kernels;
+pub mod model_file;
 pub mod quant;
 pub mod tokenizer;
 pub mod trace;

@@ -14,9 +14,9 @@
 mod error;
 pub mod inspect;
 pub mod limits;
-mod parse;
+pub(crate) mod parse;
 mod value;
-mod writer;
+pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
 
@@ -46,13 +46,27 @@ pub struct TensorInfo {
     pub file_offset: u64,
 }
 
-enum Storage {
+/// The bytes behind a parsed file: a read-only map or an owned buffer.
+pub(crate) enum Storage {
     Mmap(memmap2::Mmap),
     Owned(Vec<u8>),
 }
 
 impl Storage {
-    fn bytes(&self) -> &[u8] {
+    /// Maps `path` read-only (an empty file becomes an empty owned buffer, because mapping an
+    /// empty file fails on some platforms and an empty image parses to a clean "truncated").
+    pub(crate) fn map(path: &Path) -> std::io::Result<Storage> {
+        let file = std::fs::File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Storage::Owned(Vec::new()));
+        }
+        // SAFETY: the map is read-only. As with every mmap-based model loader, the file must
+        // not be truncated or modified by another process while it is mapped; that is the
+        // caller's contract, stated in docs/gguf.md.
+        Ok(Storage::Mmap(unsafe { memmap2::Mmap::map(&file) }?))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Storage::Mmap(m) => m,
             Storage::Owned(v) => v,
@@ -89,19 +103,7 @@ impl GgufFile {
             file: origin.clone(),
             source,
         };
-        let file = std::fs::File::open(&path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        // Mapping an empty file fails on some platforms; an empty image parses to a clean
-        // "truncated" error instead.
-        let storage = if len == 0 {
-            Storage::Owned(Vec::new())
-        } else {
-            // SAFETY: the map is read-only. As with every mmap-based model loader, the file must
-            // not be truncated or modified by another process while it is mapped; that is the
-            // caller's contract, stated in docs/gguf.md.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-            Storage::Mmap(map)
-        };
+        let storage = Storage::map(&path).map_err(io)?;
         let parsed = parse::parse(storage.bytes(), &origin)?;
         Ok(GgufFile {
             storage,
@@ -120,6 +122,22 @@ impl GgufFile {
             path: None,
             parsed,
         })
+    }
+
+    /// A file from parts another container's reader has already validated (the APR reader:
+    /// its metadata and tensor infos, with `file_offset`s into `storage`).
+    pub(crate) fn from_validated(
+        storage: Storage,
+        origin: String,
+        path: Option<PathBuf>,
+        parsed: parse::Parsed,
+    ) -> GgufFile {
+        GgufFile {
+            storage,
+            origin,
+            path,
+            parsed,
+        }
     }
 
     /// Validates an in-memory image without keeping it; the cheapest entry point for fuzzing.

@@ -34,13 +34,29 @@ pub(crate) struct Parsed {
     pub data_offset: u64,
 }
 
-struct Cursor<'a> {
+/// A bounds-checked reader over a byte image. Crate-visible so the APR container reads its
+/// metadata and tensor table with this same code (one decoder for both formats).
+pub(crate) struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     file: &'a str,
 }
 
 impl<'a> Cursor<'a> {
+    /// A cursor over the whole image `buf`, starting at `pos`; `file` names it in errors.
+    pub(crate) fn new(buf: &'a [u8], pos: usize, file: &'a str) -> Cursor<'a> {
+        Cursor {
+            buf,
+            pos: pos.min(buf.len()),
+            file,
+        }
+    }
+
+    /// The absolute offset of the next byte to read.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -74,7 +90,7 @@ impl<'a> Cursor<'a> {
         Ok(u32::from_le_bytes(self.array(field)?))
     }
 
-    fn u64(&mut self, field: &dyn Fn() -> String) -> Result<u64, GgufError> {
+    pub(crate) fn u64(&mut self, field: &dyn Fn() -> String) -> Result<u64, GgufError> {
         Ok(u64::from_le_bytes(self.array(field)?))
     }
 
@@ -108,7 +124,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Fails unless `count` values of at least `min_size` bytes each fit in what is left.
-    fn check_count(
+    pub(crate) fn check_count(
         &self,
         count: u64,
         min_size: u64,
@@ -156,51 +172,8 @@ pub(crate) fn parse(buf: &[u8], file: &str) -> Result<Parsed, GgufError> {
     })?;
 
     // Metadata.
-    let mut metadata: Vec<(String, GgufValue)> = Vec::with_capacity(n_kv as usize);
-    let mut key_index: HashMap<String, usize> = HashMap::with_capacity(n_kv as usize);
-    for i in 0..n_kv as usize {
-        let key = c.string(MAX_KEY_BYTES, &|| format!("kv[{i}].key"))?;
-        if let Some(&first) = key_index.get(&key) {
-            return Err(GgufError::DuplicateKey {
-                file: fname(),
-                key,
-                first,
-                second: i,
-            });
-        }
-        let type_offset = c.pos as u64;
-        let type_id = c.u32(&|| format!("kv[{i}] {key:?} value type"))?;
-        let Some(ty) = GgufValueType::from_id(type_id) else {
-            return Err(GgufError::UnknownValueType {
-                file: fname(),
-                field: format!("kv[{i}] {key:?} value type"),
-                offset: type_offset,
-                type_id,
-            });
-        };
-        let value = read_value(&mut c, ty, &|| format!("kv[{i}] {key:?} value"))?;
-        key_index.insert(key.clone(), i);
-        metadata.push((key, value));
-    }
-
-    let alignment = match key_index.get(ALIGNMENT_KEY).map(|&i| &metadata[i].1) {
-        None => DEFAULT_ALIGNMENT,
-        Some(GgufValue::U32(a)) if a.is_power_of_two() => *a,
-        Some(GgufValue::U32(a)) => {
-            return Err(GgufError::BadAlignment {
-                file: fname(),
-                value: (*a).into(),
-            })
-        }
-        Some(other) => {
-            return Err(GgufError::WrongType {
-                file: fname(),
-                key: ALIGNMENT_KEY.into(),
-                expected: GgufValueType::U32.name().into(),
-                found: other.type_description(),
-            })
-        }
-    };
+    let (metadata, key_index) = read_metadata(&mut c, n_kv)?;
+    let alignment = alignment_of(&metadata, &key_index, file)?;
 
     // Tensor infos.
     c.check_count(n_tensors, MIN_TENSOR_INFO_BYTES, &|| {
@@ -263,6 +236,65 @@ pub(crate) fn parse(buf: &[u8], file: &str) -> Result<Parsed, GgufError> {
         tensor_index,
         data_offset,
     })
+}
+
+/// Reads `n_kv` key/value pairs (the caller has capped `n_kv` and checked it against the bytes
+/// left). Returns them in file order with a key → index map; duplicate keys are an error.
+pub(crate) fn read_metadata(
+    c: &mut Cursor<'_>,
+    n_kv: u64,
+) -> Result<(Vec<(String, GgufValue)>, HashMap<String, usize>), GgufError> {
+    let file = c.file;
+    let fname = || file.to_string();
+    let mut metadata: Vec<(String, GgufValue)> = Vec::with_capacity(n_kv as usize);
+    let mut key_index: HashMap<String, usize> = HashMap::with_capacity(n_kv as usize);
+    for i in 0..n_kv as usize {
+        let key = c.string(MAX_KEY_BYTES, &|| format!("kv[{i}].key"))?;
+        if let Some(&first) = key_index.get(&key) {
+            return Err(GgufError::DuplicateKey {
+                file: fname(),
+                key,
+                first,
+                second: i,
+            });
+        }
+        let type_offset = c.pos as u64;
+        let type_id = c.u32(&|| format!("kv[{i}] {key:?} value type"))?;
+        let Some(ty) = GgufValueType::from_id(type_id) else {
+            return Err(GgufError::UnknownValueType {
+                file: fname(),
+                field: format!("kv[{i}] {key:?} value type"),
+                offset: type_offset,
+                type_id,
+            });
+        };
+        let value = read_value(c, ty, &|| format!("kv[{i}] {key:?} value"))?;
+        key_index.insert(key.clone(), i);
+        metadata.push((key, value));
+    }
+    Ok((metadata, key_index))
+}
+
+/// The data alignment the metadata declares (`general.alignment`, default 32).
+pub(crate) fn alignment_of(
+    metadata: &[(String, GgufValue)],
+    key_index: &HashMap<String, usize>,
+    file: &str,
+) -> Result<u32, GgufError> {
+    match key_index.get(ALIGNMENT_KEY).map(|&i| &metadata[i].1) {
+        None => Ok(DEFAULT_ALIGNMENT),
+        Some(GgufValue::U32(a)) if a.is_power_of_two() => Ok(*a),
+        Some(GgufValue::U32(a)) => Err(GgufError::BadAlignment {
+            file: file.to_string(),
+            value: (*a).into(),
+        }),
+        Some(other) => Err(GgufError::WrongType {
+            file: file.to_string(),
+            key: ALIGNMENT_KEY.into(),
+            expected: GgufValueType::U32.name().into(),
+            found: other.type_description(),
+        }),
+    }
 }
 
 fn check_version(version: u32, file: &str) -> Result<(), GgufError> {
@@ -423,7 +455,7 @@ fn read_array(
     })
 }
 
-fn read_tensor_info(c: &mut Cursor<'_>, i: usize) -> Result<TensorInfo, GgufError> {
+pub(crate) fn read_tensor_info(c: &mut Cursor<'_>, i: usize) -> Result<TensorInfo, GgufError> {
     let file = c.file;
     let name = c.string(MAX_TENSOR_NAME_BYTES, &|| format!("tensor_info[{i}].name"))?;
     let field = |what: &str| format!("tensor_info[{i}] {name:?} {what}");
@@ -505,7 +537,7 @@ fn read_tensor_info(c: &mut Cursor<'_>, i: usize) -> Result<TensorInfo, GgufErro
 }
 
 /// Fails when two tensors' data ranges share a byte.
-fn check_overlaps(tensors: &[TensorInfo], file: &str) -> Result<(), GgufError> {
+pub(crate) fn check_overlaps(tensors: &[TensorInfo], file: &str) -> Result<(), GgufError> {
     let mut order: Vec<usize> = (0..tensors.len()).collect();
     order.sort_by_key(|&i| (tensors[i].offset, i));
     for w in order.windows(2) {

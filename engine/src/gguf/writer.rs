@@ -246,31 +246,16 @@ impl GgufWriter {
     /// Streams the file to `w`.
     pub fn write_to<W: Write>(&self, w: &mut W) -> std::io::Result<()> {
         let align = u64::from(self.alignment());
-        let mut head = Vec::new();
-        head.extend_from_slice(&MAGIC);
-        head.extend_from_slice(&self.version.to_le_bytes());
-        head.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        head.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
-        for (k, v) in &self.metadata {
-            put_str(&mut head, k);
-            head.extend_from_slice(&v.value_type().id().to_le_bytes());
-            encode_value(&mut head, v);
-        }
-        let mut offset = 0u64;
-        for t in &self.tensors {
-            put_str(&mut head, &t.name);
-            head.extend_from_slice(&(t.ne.len() as u32).to_le_bytes());
-            for d in &t.ne {
-                head.extend_from_slice(&d.to_le_bytes());
-            }
-            head.extend_from_slice(&t.ggml_type.id().to_le_bytes());
-            head.extend_from_slice(&offset.to_le_bytes());
-            offset += padded(t.data.len() as u64, align);
-        }
+        let tensors = self.tensors.iter().map(|t| TensorLayout {
+            name: &t.name,
+            ggml_type: t.ggml_type,
+            ne: &t.ne,
+            n_bytes: t.data.len() as u64,
+        });
+        let head = encode_header(self.version, &self.metadata, tensors, align);
         w.write_all(&head)?;
         let pos = head.len() as u64;
-        let fill = padded(pos, align) - pos;
-        write_zeros(w, fill)?;
+        write_zeros(w, padded(pos, align) - pos)?;
         for t in &self.tensors {
             w.write_all(&t.data)?;
             let n = t.data.len() as u64;
@@ -280,8 +265,65 @@ impl GgufWriter {
     }
 }
 
+/// What the header says about one tensor (its data is written separately).
+pub(crate) struct TensorLayout<'a> {
+    pub name: &'a str,
+    pub ggml_type: GgmlType,
+    pub ne: &'a [u64],
+    pub n_bytes: u64,
+}
+
+/// The GGUF header (magic through the last tensor info, unpadded). Tensor offsets are the
+/// running sum of sizes padded to `align`, in order: the data section that follows the header's
+/// padding must hold each tensor's bytes followed by zeros up to `align`.
+pub(crate) fn encode_header<'a>(
+    version: u32,
+    metadata: &[(String, GgufValue)],
+    tensors: impl ExactSizeIterator<Item = TensorLayout<'a>>,
+    align: u64,
+) -> Vec<u8> {
+    let mut head = Vec::new();
+    head.extend_from_slice(&MAGIC);
+    head.extend_from_slice(&version.to_le_bytes());
+    head.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    head.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+    for (k, v) in metadata {
+        encode_kv(&mut head, k, v);
+    }
+    let mut offset = 0u64;
+    for t in tensors {
+        encode_tensor_info(&mut head, t.name, t.ggml_type, t.ne, offset);
+        offset += padded(t.n_bytes, align);
+    }
+    head
+}
+
+/// One key/value pair: u64-length key, u32 value type, value.
+pub(crate) fn encode_kv(out: &mut Vec<u8>, key: &str, value: &GgufValue) {
+    put_str(out, key);
+    out.extend_from_slice(&value.value_type().id().to_le_bytes());
+    encode_value(out, value);
+}
+
+/// One tensor info: u64-length name, u32 n_dims, u64 ne[n_dims], u32 ggml type, u64 offset.
+pub(crate) fn encode_tensor_info(
+    out: &mut Vec<u8>,
+    name: &str,
+    ggml_type: GgmlType,
+    ne: &[u64],
+    offset: u64,
+) {
+    put_str(out, name);
+    out.extend_from_slice(&(ne.len() as u32).to_le_bytes());
+    for d in ne {
+        out.extend_from_slice(&d.to_le_bytes());
+    }
+    out.extend_from_slice(&ggml_type.id().to_le_bytes());
+    out.extend_from_slice(&offset.to_le_bytes());
+}
+
 /// Writes `n` zero bytes without allocating `n` bytes (the alignment may be up to 2^31).
-fn write_zeros<W: Write>(w: &mut W, mut n: u64) -> std::io::Result<()> {
+pub(crate) fn write_zeros<W: Write>(w: &mut W, mut n: u64) -> std::io::Result<()> {
     const ZEROS: [u8; 4096] = [0; 4096];
     while n > 0 {
         let k = n.min(ZEROS.len() as u64);
@@ -291,7 +333,7 @@ fn write_zeros<W: Write>(w: &mut W, mut n: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-fn padded(n: u64, align: u64) -> u64 {
+pub(crate) fn padded(n: u64, align: u64) -> u64 {
     n.div_ceil(align) * align
 }
 
