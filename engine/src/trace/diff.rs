@@ -202,8 +202,8 @@ impl Ord for Entry {
     }
 }
 
-/// The `n` largest |a−b| over pairs where both values are finite, largest first, ties by
-/// lower index. Lengths must match (the shorter one bounds the scan otherwise).
+/// The `n` largest non-zero |a−b| over pairs where both values are finite, largest first,
+/// ties by lower index. Lengths must match (the shorter one bounds the scan otherwise).
 pub fn top_differences(a: &[f32], b: &[f32], n: usize) -> Vec<TopDiff> {
     if n == 0 {
         return Vec::new();
@@ -214,6 +214,9 @@ pub fn top_differences(a: &[f32], b: &[f32], n: usize) -> Vec<TopDiff> {
             continue;
         }
         let d = (x as f64 - y as f64).abs();
+        if d == 0.0 {
+            continue;
+        }
         heap.push(Entry(d, i));
         if heap.len() > n {
             heap.pop();

@@ -4,6 +4,7 @@
 pub mod aprt;
 pub mod capture;
 pub mod diff;
+pub mod diff_cli;
 pub mod report;
 mod stage;
 pub mod stats;
