@@ -20,12 +20,65 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare captured tensors (APRT files, or directories of them) value by value.
+    Diff {
+        /// Compare values (the only comparison implemented).
+        #[arg(long)]
+        values: bool,
+        /// An APRT file or a capture directory.
+        a: std::path::PathBuf,
+        /// An APRT file or a capture directory (the same kind as A).
+        b: std::path::PathBuf,
+        /// List the N largest differences per pair.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        top: usize,
+        /// Largest acceptable NMSE = Σ(a−b)²/Σa²; beyond it the exit status is 1.
+        #[arg(long, value_name = "NMSE")]
+        tolerance: Option<f64>,
+        /// Largest acceptable max |a−b|; beyond it the exit status is 1.
+        #[arg(long, value_name = "ABS")]
+        max_abs: Option<f64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Inspect { model, json } => inspect(&model, json),
+        Command::Diff {
+            values,
+            a,
+            b,
+            top,
+            tolerance,
+            max_abs,
+            json,
+        } => {
+            use apr_engine::trace::{diff::Tolerance, diff_cli};
+            if !values {
+                eprintln!("apr diff: error: give --values (the only comparison implemented)");
+                return std::process::ExitCode::from(diff_cli::EXIT_ERROR);
+            }
+            let opts = diff_cli::DiffOptions {
+                top,
+                tolerance: Tolerance {
+                    nmse: tolerance,
+                    max_abs,
+                },
+                json,
+            };
+            let code = diff_cli::run(
+                &a,
+                &b,
+                &opts,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            std::process::ExitCode::from(code)
+        }
     }
 }
 
