@@ -53,6 +53,16 @@ pub struct ConvertReport {
     pub bytes: u64,
 }
 
+impl std::fmt::Display for ConvertReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} -> {}: {} metadata keys, {} tensors, {} bytes written",
+            self.from, self.to, self.metadata, self.tensors, self.bytes
+        )
+    }
+}
+
 /// The output format: `to` if given, else the output's extension.
 pub fn output_format(output: &Path, to: Option<ModelFormat>) -> Result<ModelFormat, ConvertError> {
     to.or_else(|| ModelFormat::from_extension(output))

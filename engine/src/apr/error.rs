@@ -103,6 +103,11 @@ pub enum AprError {
         computed: u64,
     },
 
+    #[error(
+        "{file}: is a {format} file; only APR files carry checksums to verify (make one with `apr convert`)"
+    )]
+    NotApr { file: String, format: &'static str },
+
     #[error("{file}: cannot write as APR: {reason}")]
     Unsupported { file: String, reason: String },
 

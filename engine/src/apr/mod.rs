@@ -132,6 +132,22 @@ impl VerifyReport {
     }
 }
 
+/// Opens `path` (APR, detected by magic) and recomputes every checksum: the header checksum on
+/// open, then each tensor's. A GGUF file is an [`AprError::NotApr`] error.
+pub fn verify_file(
+    path: impl AsRef<Path>,
+) -> Result<VerifyReport, crate::model_file::ModelFileError> {
+    let f = crate::model_file::ModelFile::open(path)?;
+    match f.verify() {
+        Some(report) => Ok(report),
+        None => Err(AprError::NotApr {
+            file: f.origin().to_string(),
+            format: f.format().name(),
+        }
+        .into()),
+    }
+}
+
 /// An opened, validated APR file: its header, a [`GgufFile`] view of its content, and the
 /// stored tensor checksums.
 pub struct AprFile {

@@ -41,13 +41,33 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Recompute an APR file's header and tensor checksums instead; exit 1 on any mismatch.
+        #[arg(long, conflicts_with = "json")]
+        verify: bool,
+    },
+    /// Convert a model between GGUF and APR (atomic; never overwrites the input).
+    Convert {
+        /// The input model (GGUF or APR, detected by its magic).
+        input: std::path::PathBuf,
+        /// The output file.
+        #[arg(short, long)]
+        output: std::path::PathBuf,
+        /// Output format (default: from the output's extension, .apr or .gguf).
+        #[arg(long, value_parser = ["apr", "gguf"])]
+        to: Option<String>,
     },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Inspect { model, json } => inspect(&model, json),
+        Command::Inspect {
+            model,
+            verify: true,
+            ..
+        } => verify(&model),
+        Command::Inspect { model, json, .. } => inspect(&model, json),
+        Command::Convert { input, output, to } => convert(&input, &output, to.as_deref()),
         Command::Diff {
             values,
             a,
@@ -107,4 +127,46 @@ fn inspect(model: &std::path::Path, json: bool) -> std::process::ExitCode {
         print!("{}", inspect::to_text(&file));
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// `apr inspect --verify`: recompute an APR file's checksums; mismatches are named by tensor.
+fn verify(model: &std::path::Path) -> std::process::ExitCode {
+    match apr_engine::apr::verify_file(model) {
+        Ok(report) => {
+            print!("{}", report.to_text());
+            if report.is_ok() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("apr inspect --verify: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `apr convert`: GGUF <-> APR through a temporary file renamed into place.
+fn convert(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    to: Option<&str>,
+) -> std::process::ExitCode {
+    use apr_engine::model_file::ModelFormat;
+    let to = to.and_then(ModelFormat::from_name);
+    match apr_engine::apr::convert::convert(input, output, to) {
+        Ok(report) => {
+            println!(
+                "apr convert: {} -> {}: {report}",
+                input.display(),
+                output.display()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("apr convert: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
