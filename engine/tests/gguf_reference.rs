@@ -465,3 +465,19 @@ fn writer_rejects_what_the_reader_would_reject() {
     );
     assert!(w.set_version(1).is_err());
 }
+
+#[test]
+fn version_2_reads_like_version_3() {
+    // v2 and v3 share the layout (v3 added big-endian support only); v1 differs (u32 counts).
+    let path = data_dir().join("reference/gguf_py_all_types.gguf");
+    let v3 = std::fs::read(&path).expect("reference");
+    let mut v2 = v3.clone();
+    v2[4..8].copy_from_slice(&2u32.to_le_bytes());
+    let (a, b) = (
+        GgufFile::from_bytes(v3).expect("v3"),
+        GgufFile::from_bytes(v2).expect("v2"),
+    );
+    assert_eq!((a.version(), b.version()), (3, 2));
+    assert_eq!(our_dump(&a)["metadata"], our_dump(&b)["metadata"]);
+    assert_eq!(our_dump(&a)["tensors"], our_dump(&b)["tensors"]);
+}
