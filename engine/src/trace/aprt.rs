@@ -79,18 +79,23 @@ pub enum AprtError {
         reason: String,
     },
 
-    #[error("{file}: {field} = {value} needs {needed} data bytes at offset {offset}, but the file has {available} bytes after the header")]
+    #[error("{file}: {field} = {value} needs {} data bytes at offset {offset}, but the file has {available} bytes after the header", needed_text(*.needed))]
     DataLength {
         file: String,
         field: &'static str,
         value: String,
         offset: u64,
-        needed: u64,
+        /// `None` when 4 × the element count overflows u64.
+        needed: Option<u64>,
         available: u64,
     },
 
     #[error("{file}: cannot encode: {reason}")]
     Encode { file: String, reason: String },
+}
+
+fn needed_text(needed: Option<u64>) -> String {
+    needed.map_or("more than 2^64".to_string(), |n| n.to_string())
 }
 
 /// Which of the two layouts a file used.
@@ -365,7 +370,7 @@ fn check_data_len(
             field,
             value,
             offset: offset as u64,
-            needed: needed.unwrap_or(u64::MAX),
+            needed,
             available,
         }),
     }
