@@ -238,12 +238,12 @@ pub(crate) fn parse(buf: &[u8], file: &str) -> Result<Parsed, GgufError> {
     })
 }
 
+/// Metadata in file order, and a key → index map into it.
+pub(crate) type MetadataTable = (Vec<(String, GgufValue)>, HashMap<String, usize>);
+
 /// Reads `n_kv` key/value pairs (the caller has capped `n_kv` and checked it against the bytes
 /// left). Returns them in file order with a key → index map; duplicate keys are an error.
-pub(crate) fn read_metadata(
-    c: &mut Cursor<'_>,
-    n_kv: u64,
-) -> Result<(Vec<(String, GgufValue)>, HashMap<String, usize>), GgufError> {
+pub(crate) fn read_metadata(c: &mut Cursor<'_>, n_kv: u64) -> Result<MetadataTable, GgufError> {
     let file = c.file;
     let fname = || file.to_string();
     let mut metadata: Vec<(String, GgufValue)> = Vec::with_capacity(n_kv as usize);
