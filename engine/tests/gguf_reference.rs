@@ -481,3 +481,25 @@ fn version_2_reads_like_version_3() {
     assert_eq!(our_dump(&a)["metadata"], our_dump(&b)["metadata"]);
     assert_eq!(our_dump(&a)["tensors"], our_dump(&b)["tensors"]);
 }
+
+#[test]
+fn limits_accept_their_boundary_values() {
+    // Depth 8 nesting and a 63-byte tensor name are allowed; 9 and 64 are rejected (the
+    // malformed corpus and writer tests hold the rejections).
+    let mut deep = GgufArray::I8(vec![-1]);
+    for _ in 0..7 {
+        deep = GgufArray::Array(vec![deep]);
+    }
+    let name = "n".repeat(63);
+    let mut w = GgufWriter::new();
+    w.add_kv("deep", GgufValue::Array(deep.clone())).unwrap();
+    w.add_kv("f32", GgufValue::F32(0.1)).unwrap();
+    w.add_tensor(name.clone(), GgmlType::F16, &[1, 1, 1, 1], vec![0, 0x3c])
+        .unwrap();
+    let f = GgufFile::from_bytes(w.to_bytes().unwrap()).expect("boundary values parse");
+    assert_eq!(f.get_array("deep").unwrap(), &deep);
+    assert_eq!(f.tensor(&name).unwrap().ne, vec![1, 1, 1, 1]);
+    assert_eq!(f.tensor_bytes(&name).unwrap(), &[0, 0x3c]);
+    let json = serde_json::to_string(f.get("f32").unwrap()).unwrap();
+    assert_eq!(json, "0.1");
+}

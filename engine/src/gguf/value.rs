@@ -275,6 +275,8 @@ impl Serialize for GgufValue {
             GgufValue::I16(v) => s.serialize_i16(*v),
             GgufValue::U32(v) => s.serialize_u32(*v),
             GgufValue::I32(v) => s.serialize_i32(*v),
+            // Finite f32 as f32, so JSON shows its shortest form (0.1, not 0.10000000149011612).
+            GgufValue::F32(v) if v.is_finite() => s.serialize_f32(*v),
             GgufValue::F32(v) => serialize_float(f64::from(*v), s),
             GgufValue::Bool(v) => s.serialize_bool(*v),
             GgufValue::String(v) => s.serialize_str(v),
