@@ -158,8 +158,11 @@ fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// The divergence heatmaps: (title, layers, stages, cells) for every evidence file with cells.
-fn heatmaps(st: &[Standing]) -> Vec<(String, Vec<Option<u32>>, Vec<String>, Vec<DivergenceCell>)> {
+/// One heatmap: (title, layers, stages in compute order, cells).
+type Heatmap = (String, Vec<Option<u32>>, Vec<String>, Vec<DivergenceCell>);
+
+/// The divergence heatmaps of every evidence file with cells.
+fn heatmaps(st: &[Standing]) -> Vec<Heatmap> {
     let mut out = Vec::new();
     for c in st {
         for (id, e) in &c.tests {

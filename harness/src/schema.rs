@@ -152,7 +152,12 @@ pub struct LoadedContract {
 impl LoadedContract {
     /// 1-based line of the first line containing `needle` at a key position, or 1.
     pub fn line_of_key(&self, key: &str) -> usize {
-        find_key_line(&self.source, key, 0).unwrap_or(1)
+        self.key_line(key).unwrap_or(1)
+    }
+
+    /// 1-based line of the first `key:` entry, if any.
+    pub fn key_line(&self, key: &str) -> Option<usize> {
+        find_key_line(&self.source, key, 0)
     }
 }
 

@@ -75,6 +75,16 @@ impl Trial {
 /// contract id; a filter that selects nothing is an error. Invalid contracts are an error:
 /// trials are never built from contracts that fail `pv validate`.
 pub fn collect(paths: &Paths, filter: Option<&str>) -> Result<Vec<Trial>, String> {
+    let require_models = std::env::var("APR_REQUIRE_MODELS").is_ok_and(|v| v == "1");
+    collect_with(paths, filter, require_models)
+}
+
+/// [`collect`] with `APR_REQUIRE_MODELS` given explicitly.
+pub fn collect_with(
+    paths: &Paths,
+    filter: Option<&str>,
+    require_models: bool,
+) -> Result<Vec<Trial>, String> {
     let report =
         validate::validate_path(&paths.contracts_dir, &paths.contracts_dir, &paths.repo_root);
     if !report.is_valid() {
@@ -85,7 +95,6 @@ pub fn collect(paths: &Paths, filter: Option<&str>) -> Result<Vec<Trial>, String
         ));
     }
     let registry = Registry::load(&paths.contracts_dir).map_err(|e| e.message)?;
-    let require_models = std::env::var("APR_REQUIRE_MODELS").is_ok_and(|v| v == "1");
     let mut trials = Vec::new();
     for c in &report.contracts {
         for (index, t) in c.contract.falsification_tests.iter().enumerate() {

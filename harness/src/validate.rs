@@ -155,7 +155,8 @@ impl Report {
                 (l, 0) => format!("{file}:{l}"),
                 (l, c) => format!("{file}:{l}:{c}"),
             };
-            s.push_str(&format!("[{tag}] {}: {} ({loc})\n", f.rule, f.message));
+            let message = f.message.split_whitespace().collect::<Vec<_>>().join(" ");
+            s.push_str(&format!("[{tag}] {}: {message} ({loc})\n", f.rule));
         }
         s
     }
@@ -174,6 +175,20 @@ pub fn display_path(path: &Path, root: &Path) -> String {
 /// universe for id uniqueness and `depends_on`.
 pub fn validate_path(path: &Path, contracts_dir: &Path, repo_root: &Path) -> Report {
     let mut report = Report::default();
+    let registry = match Registry::load(contracts_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            report.push(
+                Severity::Error,
+                rules::MODELS_FILE,
+                e.message,
+                &e.path,
+                e.line,
+                e.column,
+            );
+            Registry::default()
+        }
+    };
     let files = match schema::contract_files(path) {
         Ok(f) if f.is_empty() => {
             report.push(
@@ -200,21 +215,6 @@ pub fn validate_path(path: &Path, contracts_dir: &Path, repo_root: &Path) -> Rep
         }
     };
     report.files = files.clone();
-
-    let registry = match Registry::load(contracts_dir) {
-        Ok(r) => r,
-        Err(e) => {
-            report.push(
-                Severity::Error,
-                rules::MODELS_FILE,
-                e.message,
-                &e.path,
-                e.line,
-                e.column,
-            );
-            Registry::default()
-        }
-    };
 
     // The universe: the contracts directory plus what is validated (deduplicated).
     let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
@@ -407,7 +407,7 @@ fn validate_contract(
             rules::META_VERSION,
             "metadata.version is empty",
             file,
-            meta_line,
+            c.key_line("version").unwrap_or(meta_line),
         ));
     }
     if m.description.trim().is_empty() {
@@ -416,7 +416,7 @@ fn validate_contract(
             rules::META_DESCRIPTION,
             "metadata.description is empty",
             file,
-            meta_line,
+            c.key_line("description").unwrap_or(meta_line),
         ));
     }
     if m.references.iter().all(|r| r.trim().is_empty()) {
@@ -425,7 +425,7 @@ fn validate_contract(
             rules::META_REFERENCES,
             "metadata.references is empty",
             file,
-            meta_line,
+            c.key_line("references").unwrap_or(meta_line),
         ));
     }
     for dep in &m.depends_on {

@@ -1,0 +1,228 @@
+//! Trials on a throw-away repository: skips decided at collection with their evidence,
+//! failures that tell the whole story, planned kinds that never pass, filters that match
+//! nothing. Uses the in-process `pv_validate` kind, so no binary is needed.
+
+use std::path::{Path, PathBuf};
+
+use apr_harness::evidence::{Evidence, Verdict};
+use apr_harness::trials::{self, Paths, Plan};
+
+struct TempRepo {
+    paths: Paths,
+}
+
+impl TempRepo {
+    fn new(tag: &str, contracts: &[(&str, &str)]) -> TempRepo {
+        let root =
+            std::env::temp_dir().join(format!("apr-harness-trials-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("contracts")).unwrap();
+        std::fs::write(
+            root.join("contracts/models.yaml"),
+            "models:\n  absent-model:\n    description: never present\n    fixture: no/such/file.gguf\n",
+        )
+        .unwrap();
+        for (name, text) in contracts {
+            std::fs::write(root.join("contracts").join(name), text).unwrap();
+        }
+        // an invalid contract outside contracts/, for pv_validate to reject
+        std::fs::write(
+            root.join("bad.yaml"),
+            "metadata:\n  id: bad\n  status: DRAFT\n  bogus: 1\n",
+        )
+        .unwrap();
+        let paths = Paths {
+            contracts_dir: root.join("contracts"),
+            evidence_dir: root.join("evidence"),
+            repo_root: root,
+        };
+        TempRepo { paths }
+    }
+    fn evidence(&self, contract: &str, id: &str) -> Evidence {
+        let p = self
+            .paths
+            .evidence_dir
+            .join(contract)
+            .join(format!("{id}.json"));
+        serde_json::from_str(
+            &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for TempRepo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.paths.repo_root);
+    }
+}
+
+fn contract(id: &str, status: &str, tests: &str) -> String {
+    format!(
+        concat!(
+            "metadata:\n  id: {id}\n  version: \"1\"\n  description: d\n  references: [r]\n",
+            "  status: {status}\nequations:\n  e:\n    formula: \"x = x\"\nfalsification_tests:\n{tests}"
+        ),
+        id = id,
+        status = status,
+        tests = tests
+    )
+}
+
+fn pv_validate_test(id: &str, path: &str, expect: &str, requires: &str) -> String {
+    format!(
+        concat!(
+            "  - id: {id}\n    rule: r\n    prediction: \"{path} is {expect}\"\n    test: t\n",
+            "    if_fails: look at {path}\n    check:\n      kind: pv_validate\n      path: {path}\n",
+            "      expect: {expect}\n{requires}"
+        ),
+        id = id,
+        path = path,
+        expect = expect,
+        requires = requires
+    )
+}
+
+fn rel(p: &Path, root: &Path) -> PathBuf {
+    p.strip_prefix(root).unwrap().to_path_buf()
+}
+
+#[test]
+fn pass_and_fail_write_evidence_and_a_failure_tells_the_story() {
+    let tests = pv_validate_test("FALSIFY-T-001", "contracts", "valid", "")
+        + &pv_validate_test("FALSIFY-T-002", "bad.yaml", "valid", "");
+    let repo = TempRepo::new(
+        "story",
+        &[("t-v1.yaml", &contract("t-v1", "DRAFT", &tests))],
+    );
+    let list = trials::collect_with(&repo.paths, None, false).unwrap();
+    assert_eq!(
+        list.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["t-v1::FALSIFY-T-001", "t-v1::FALSIFY-T-002"]
+    );
+    assert!(list.iter().all(|t| t.plan == Plan::Run));
+
+    let ok = trials::run(&list[0], &repo.paths);
+    assert_eq!(ok.verdict, Verdict::Pass, "{}", ok.message);
+    assert_eq!(repo.evidence("t-v1", "FALSIFY-T-001").status, Verdict::Pass);
+
+    let bad = trials::run(&list[1], &repo.paths);
+    assert_eq!(bad.verdict, Verdict::Fail);
+    let m = &bad.message;
+    assert!(m.contains("t-v1::FALSIFY-T-002 FAILED"), "{m}");
+    assert!(m.contains("claim:    bad.yaml is valid"), "{m}");
+    assert!(
+        m.contains("SCHEMA-001"),
+        "measured findings are quoted: {m}"
+    );
+    assert!(
+        m.contains("not held: validity equals \"valid\" (measured \"invalid\")"),
+        "{m}"
+    );
+    assert!(
+        m.contains("evidence: evidence/t-v1/FALSIFY-T-002.json"),
+        "{m}"
+    );
+    let ev = repo.evidence("t-v1", "FALSIFY-T-002");
+    assert_eq!(ev.status, Verdict::Fail);
+    assert_eq!(ev.measurements[0].value, "invalid");
+    assert_eq!(ev.contract.file, "contracts/t-v1.yaml");
+    assert!(ev.engine.version.starts_with("0."));
+    let _ = rel(&repo.paths.evidence_dir, &repo.paths.repo_root);
+}
+
+#[test]
+fn proposed_planned_kind_is_skipped_with_reason_and_never_passes() {
+    let t = concat!(
+        "  - id: FALSIFY-P-001\n    rule: r\n    prediction: p\n    test: t\n    if_fails: f\n",
+        "    check:\n      kind: stage_parity\n      a: {format: apr}\n      b: {format: gguf}\n",
+        "      stages: [ffn_gate]\n      metric: bit_exact\n      tolerance: exact\n",
+        "    requires:\n      model: absent-model\n"
+    );
+    let repo = TempRepo::new(
+        "proposed",
+        &[("p-v1.yaml", &contract("p-v1", "PROPOSED", t))],
+    );
+    let list = trials::collect_with(&repo.paths, None, true).unwrap();
+    let Plan::Skip(why) = &list[0].plan else {
+        panic!("{:?}", list[0].plan)
+    };
+    assert!(
+        why.starts_with("PROPOSED: check kind `stage_parity` needs"),
+        "{why}"
+    );
+    trials::record_skip(&list[0], &repo.paths).unwrap();
+    let ev = repo.evidence("p-v1", "FALSIFY-P-001");
+    assert_eq!(ev.status, Verdict::Skip);
+    assert_eq!(&ev.reason, why);
+    // run anyway (as `--ignored` does): nothing is measured, so it fails, never passes
+    let done = trials::run(&list[0], &repo.paths);
+    assert_eq!(done.verdict, Verdict::Fail);
+    assert!(
+        done.message.contains("not implemented yet"),
+        "{}",
+        done.message
+    );
+}
+
+#[test]
+fn missing_model_skips_or_fails_under_require_models() {
+    let t = pv_validate_test(
+        "FALSIFY-M-001",
+        "contracts",
+        "valid",
+        "    requires:\n      model: absent-model\n",
+    );
+    let repo = TempRepo::new("model", &[("m-v1.yaml", &contract("m-v1", "DRAFT", &t))]);
+    let list = trials::collect_with(&repo.paths, None, false).unwrap();
+    let Plan::Skip(why) = &list[0].plan else {
+        panic!("{:?}", list[0].plan)
+    };
+    assert!(why.contains("model `absent-model` not found"), "{why}");
+    let list = trials::collect_with(&repo.paths, None, true).unwrap();
+    let Plan::Fail(why) = &list[0].plan else {
+        panic!("{:?}", list[0].plan)
+    };
+    assert!(
+        why.starts_with("APR_REQUIRE_MODELS=1: model `absent-model` not found"),
+        "{why}"
+    );
+    assert_eq!(trials::run(&list[0], &repo.paths).verdict, Verdict::Fail);
+}
+
+#[test]
+fn filters_select_and_a_filter_matching_nothing_is_an_error() {
+    let tests = pv_validate_test("FALSIFY-F-001", "contracts", "valid", "")
+        + &pv_validate_test("FALSIFY-F-002", "contracts", "valid", "");
+    let repo = TempRepo::new(
+        "filter",
+        &[("f-v1.yaml", &contract("f-v1", "DRAFT", &tests))],
+    );
+    assert_eq!(
+        trials::collect_with(&repo.paths, Some("f-v1::*-002"), false)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        trials::collect_with(&repo.paths, Some("F-001"), false)
+            .unwrap()
+            .len(),
+        1
+    );
+    let err = trials::collect_with(&repo.paths, Some("nothing-*"), false).unwrap_err();
+    assert!(err.contains("matches no falsification test"), "{err}");
+}
+
+#[test]
+fn invalid_contracts_are_never_run() {
+    let repo = TempRepo::new(
+        "invalid",
+        &[(
+            "i-v1.yaml",
+            "metadata:\n  id: i-v1\n  status: DRAFT\n  typo: 1\n",
+        )],
+    );
+    let err = trials::collect_with(&repo.paths, None, false).unwrap_err();
+    assert!(err.contains("SCHEMA-001") && err.contains("typo"), "{err}");
+}
