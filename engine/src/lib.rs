@@ -3,6 +3,7 @@
 pub mod apr;
 pub mod gguf;
 pub mod kernels;
+pub mod model;
 pub mod model_file;
 pub mod quant;
 pub mod tokenizer;

@@ -1,0 +1,136 @@
+//! Models: hyper-parameters, architecture-aware weight loading, the KV cache, and the one
+//! forward pass that every backend and every trace runs.
+
+mod arch;
+mod blocks;
+mod error;
+mod forward;
+mod hparams;
+mod linear;
+mod llama;
+mod qwen2;
+mod qwen3;
+mod qwen3moe;
+mod weights;
+
+use std::path::Path;
+
+use half::f16;
+
+pub use arch::{Arch, ArchSpec, RopeStyle};
+pub use error::ModelError;
+pub use hparams::HParams;
+pub use linear::Backend;
+pub use weights::{Ffn, Layer, Weight, Weights};
+
+use crate::gguf::GgufFile;
+
+/// Which logits a forward pass returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last token's (generation).
+    Last,
+    /// Every token's, `[n × n_vocab]` (evaluation, tracing).
+    All,
+}
+
+/// A loaded model: the mapped file, its shape and its tensors.
+#[derive(Debug)]
+pub struct Model {
+    file: GgufFile,
+    arch: Arch,
+    hp: HParams,
+    weights: Weights,
+    backend: Backend,
+}
+
+/// Keys and values of every layer for the tokens evaluated so far.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    /// f16, as llama.cpp's default cache type.
+    k: Vec<Vec<f16>>,
+    v: Vec<Vec<f16>>,
+    len: usize,
+    n_ctx: usize,
+}
+
+impl KvCache {
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Tokens it can hold.
+    pub fn capacity(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// Forget everything (keeps the allocation).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+impl Model {
+    /// Map a model file and load it on `backend`.
+    pub fn open(path: impl AsRef<Path>, backend: Backend) -> Result<Model, ModelError> {
+        Model::from_file(GgufFile::open(path)?, backend)
+    }
+
+    /// Load a model from an opened file, checking every tensor its architecture needs.
+    pub fn from_file(file: GgufFile, backend: Backend) -> Result<Model, ModelError> {
+        let name = file.get_str("general.architecture")?;
+        let arch = Arch::from_name(name).ok_or_else(|| ModelError::UnsupportedArch {
+            arch: name.to_owned(),
+        })?;
+        let n_vocab = match file.find_tensor("token_embd.weight") {
+            Some(t) if t.ne.len() == 2 => t.ne[1] as usize,
+            _ => file.get_str_array("tokenizer.ggml.tokens")?.len(),
+        };
+        let hp = HParams::from_gguf(&file, arch, n_vocab)?;
+        let weights = Weights::load(&file, arch, &hp)?;
+        Ok(Model {
+            file,
+            arch,
+            hp,
+            weights,
+            backend,
+        })
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    pub fn hparams(&self) -> &HParams {
+        &self.hp
+    }
+
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying file (metadata, tokenizer, raw tensors).
+    pub fn file(&self) -> &GgufFile {
+        &self.file
+    }
+
+    /// An empty cache for up to `n_ctx` tokens.
+    pub fn new_cache(&self, n_ctx: usize) -> KvCache {
+        let size = n_ctx * self.hp.kv_dim();
+        KvCache {
+            k: vec![vec![f16::ZERO; size]; self.hp.n_layer],
+            v: vec![vec![f16::ZERO; size]; self.hp.n_layer],
+            len: 0,
+            n_ctx,
+        }
+    }
+}
