@@ -134,3 +134,26 @@ fn repository_contracts_are_valid() {
     assert!(r.is_valid(), "{}{}", r.render(&root()), r.summary_line());
     assert!(r.contracts.len() >= 4);
 }
+
+#[test]
+fn the_documented_example_is_valid() {
+    let doc = std::fs::read_to_string(root().join("docs/contracts.md")).unwrap();
+    let start = doc
+        .find("```yaml\n")
+        .expect("docs/contracts.md has a yaml example")
+        + "```yaml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let dir = std::env::temp_dir().join(format!("apr-suite-doc-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("example-cli-v1.yaml");
+    std::fs::write(&file, &doc[start..end]).unwrap();
+    let r = validate_path(&file, &root().join("contracts"), &root());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        r.is_valid() && r.warnings() == 0,
+        "{}{}",
+        r.render(&root()),
+        r.summary_line()
+    );
+    assert_eq!(r.contracts[0].contract.falsification_tests.len(), 3);
+}
