@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::hparams::HParams;
 use super::{llama, qwen2, qwen3, qwen3moe};
 use crate::trace::Stage;
 
@@ -81,6 +82,32 @@ impl Arch {
                 _ => true,
             })
             .collect()
+    }
+}
+
+impl Arch {
+    /// Features per position of a stage's tensor (its shape is [positions, features]).
+    pub fn stage_features(self, stage: Stage, hp: &HParams) -> usize {
+        let (d, q, kv) = (hp.n_embd, hp.q_dim(), hp.kv_dim());
+        match stage {
+            Stage::QkvMatmul | Stage::QkvBias => q + 2 * kv,
+            Stage::QNorm | Stage::QPostRope | Stage::Attention => q,
+            Stage::KNorm | Stage::KPostRope => kv,
+            Stage::FfnGate | Stage::FfnUp | Stage::FfnSilu | Stage::FfnSwigl => hp.n_ff,
+            Stage::MoeRouterLogits => hp.n_expert,
+            Stage::MoeTopkIds | Stage::MoeTopkWeights => hp.n_expert_used,
+            Stage::LmHead => hp.n_vocab,
+            Stage::Embedding
+            | Stage::AttnNorm
+            | Stage::AttnOut
+            | Stage::PostAttnResidual
+            | Stage::FfnNorm
+            | Stage::MoeOut
+            | Stage::FfnOut
+            | Stage::PostFfnResidual
+            | Stage::LayerOutput
+            | Stage::FinalNorm => d,
+        }
     }
 }
 
