@@ -60,7 +60,7 @@ fn selection_errors_name_the_bad_item() {
 
 #[test]
 fn tensor_keys_sort_in_compute_order() {
-    let mut keys = vec![
+    let mut keys = [
         TensorKey::new(None, Stage::LmHead),
         TensorKey::new(Some(1), Stage::AttnNorm),
         TensorKey::new(None, Stage::FinalNorm),

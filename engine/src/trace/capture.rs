@@ -183,8 +183,12 @@ pub enum RecordError {
 }
 
 /// The features per position of a call, or why the call's shape is wrong.
-fn features_of(key: TensorKey, positions: usize, len: usize) -> Result<usize, RecordError> {
-    if positions == 0 || len % positions != 0 {
+pub(crate) fn features_of(
+    key: TensorKey,
+    positions: usize,
+    len: usize,
+) -> Result<usize, RecordError> {
+    if positions == 0 || !len.is_multiple_of(positions) {
         return Err(RecordError::BadShape {
             key,
             positions,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::capture::{RecordError, Selection, TensorKey};
+use super::capture::{features_of, RecordError, Selection, TensorKey};
 use super::{Observer, Stage};
 
 /// Values whose magnitude exceeds this are flagged as extreme. Hidden activations of
@@ -270,15 +270,13 @@ impl Observer for StatsObserver {
 
     fn record(&mut self, layer: Option<usize>, stage: Stage, positions: usize, data: &[f32]) {
         let key = TensorKey::new(layer, stage);
-        if positions == 0 || data.len() % positions != 0 {
-            self.errors.push(RecordError::BadShape {
-                key,
-                positions,
-                len: data.len(),
-            });
-            return;
-        }
-        let features = data.len() / positions;
+        let features = match features_of(key, positions, data.len()) {
+            Ok(f) => f,
+            Err(e) => {
+                self.errors.push(e);
+                return;
+            }
+        };
         let last = Accumulator::of(&data[data.len() - features..]);
         let all = Accumulator::of(data);
         match self.entries.get_mut(&key) {
