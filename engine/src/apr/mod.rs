@@ -218,22 +218,29 @@ impl AprFile {
     }
 
     /// Recomputes every tensor's checksum and reports those that differ from the stored one.
+    /// Tensors are hashed in parallel (rayon); the report is in tensor-table order.
     pub fn verify(&self) -> VerifyReport {
-        let mut mismatches = Vec::new();
-        let mut bytes_checked = 0u64;
-        for (index, (t, &stored)) in self.gguf.tensors().iter().zip(&self.checksums).enumerate() {
-            let computed = fnv1a64(self.gguf.tensor_data(t));
-            bytes_checked += t.n_bytes;
-            if computed != stored {
-                mismatches.push(ChecksumMismatch {
-                    index,
-                    tensor: t.name.clone(),
-                    n_bytes: t.n_bytes,
-                    stored,
-                    computed,
-                });
-            }
-        }
+        use rayon::prelude::*;
+        let tensors = self.gguf.tensors();
+        let computed: Vec<u64> = tensors
+            .par_iter()
+            .map(|t| fnv1a64(self.gguf.tensor_data(t)))
+            .collect();
+        let bytes_checked = tensors.iter().map(|t| t.n_bytes).sum();
+        let mismatches = tensors
+            .iter()
+            .zip(&self.checksums)
+            .zip(computed)
+            .enumerate()
+            .filter(|(_, ((_, &stored), computed))| stored != *computed)
+            .map(|(index, ((t, &stored), computed))| ChecksumMismatch {
+                index,
+                tensor: t.name.clone(),
+                n_bytes: t.n_bytes,
+                stored,
+                computed,
+            })
+            .collect();
         VerifyReport {
             file: self.gguf.origin().to_string(),
             header_checksum: self.header.header_checksum,
