@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use apr_engine::trace::aprt::{self, Shape};
-use apr_engine::trace::capture::{CaptureError, RecordError, SelectionError};
+use apr_engine::trace::capture::{
+    key_of_relative_path, read_capture_dir, CaptureError, RecordError, SelectionError,
+};
 use apr_engine::trace::{
-    tap, CaptureObserver, Observer, RecordingObserver, Selection, Stage, TensorKey,
+    tap, CaptureObserver, Observer, RecordingObserver, Selection, Stage, Tee, TensorKey,
 };
 
 fn scratch(name: &str) -> PathBuf {
@@ -222,4 +224,88 @@ fn recording_observer_keeps_calls_in_order() {
     assert_eq!(emb.data, (0..16).map(|i| i as f32).collect::<Vec<_>>());
     assert_eq!(cat.len(), 3);
     assert_eq!(RecordingObserver::all().records().len(), 0);
+}
+
+#[test]
+fn capture_directories_read_back_keyed_in_compute_order() {
+    let mut obs = CaptureObserver::new(Selection::all());
+    fake_forward(&mut obs);
+    let dir = scratch("readback");
+    obs.write(&dir).expect("write");
+    // Files that are not capture paths are ignored; a 12-byte-layout file is read too.
+    std::fs::write(dir.join("README.txt"), "x").expect("write");
+    std::fs::write(dir.join("layer-0/nonsense.bin"), "x").expect("write");
+    std::fs::write(
+        dir.join("layer-1/ffn_up.bin"),
+        aprt::encode_anchor(Some(1), &[1.0, 2.0]).expect("encode"),
+    )
+    .expect("write");
+    let got = read_capture_dir(&dir).expect("read");
+    let keys: Vec<String> = got.keys().map(|k| k.to_string()).collect();
+    assert_eq!(
+        keys,
+        [
+            "embedding",
+            "layer 0 attn_norm",
+            "layer 0 ffn_gate",
+            "layer 1 attn_norm",
+            "layer 1 ffn_gate",
+            "layer 1 ffn_up",
+            "lm_head"
+        ]
+    );
+    for (k, t) in &got {
+        if let Some(c) = obs.tensors().get(k) {
+            assert_eq!(t.data, c.data, "{k}");
+        }
+    }
+
+    // A header that contradicts its path is refused.
+    std::fs::copy(
+        dir.join("layer-0/attn_norm.bin"),
+        dir.join("layer-1/attn_norm.bin"),
+    )
+    .expect("copy");
+    let e = read_capture_dir(&dir).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: the header says layer 0 attn_norm, the path says layer 1 attn_norm",
+            dir.join("layer-1/attn_norm.bin").display()
+        )
+    );
+}
+
+#[test]
+fn relative_paths_name_keys_only_in_the_capture_layout() {
+    let k = |s: &str| key_of_relative_path(s).map(|k| k.to_string());
+    assert_eq!(
+        k("layer-3/ffn_gate.bin").as_deref(),
+        Some("layer 3 ffn_gate")
+    );
+    assert_eq!(k("lm_head.bin").as_deref(), Some("lm_head"));
+    assert_eq!(k("ffn_gate.bin"), None, "per-layer stage without a layer");
+    assert_eq!(
+        k("layer-0/lm_head.bin"),
+        None,
+        "whole-model stage inside a layer"
+    );
+    assert_eq!(k("layer-x/ffn_gate.bin"), None);
+    assert_eq!(k("layer-1/ffn_gate.txt"), None);
+    assert_eq!(k("layer-1/sub/ffn_gate.bin"), None);
+}
+
+#[test]
+fn tee_offers_each_tensor_to_whichever_side_wants_it() {
+    let mut tee = Tee(
+        RecordingObserver::new(Selection::parse("embedding", None).expect("ok")),
+        RecordingObserver::new(Selection::parse("ffn_gate", Some("0")).expect("ok")),
+    );
+    assert!(!tee.wants(Some(0), Stage::AttnNorm));
+    assert!(tee.wants(Some(0), Stage::FfnGate) && tee.wants(None, Stage::Embedding));
+    fake_forward(&mut tee);
+    let left: Vec<String> = tee.0.records().iter().map(|r| r.key.to_string()).collect();
+    let right: Vec<String> = tee.1.records().iter().map(|r| r.key.to_string()).collect();
+    assert_eq!(left, ["embedding", "embedding"]);
+    assert_eq!(right, ["layer 0 ffn_gate", "layer 0 ffn_gate"]);
 }

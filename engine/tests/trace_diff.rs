@@ -83,6 +83,10 @@ fn degenerate_sums() {
     // a all-zero, b not: NMSE +∞ (JSON null), cosine 0.
     let m = compare(&[0.0, 0.0], &[0.0, 3.0]).expect("same length");
     assert_eq!(m.nmse, f64::INFINITY);
+    assert_eq!(
+        serde_json::to_value(&m).expect("json")["nmse"],
+        serde_json::Value::Null
+    );
     assert_eq!(m.cosine_sim, 0.0);
     assert!(close(m.rms_diff, (4.5f64).sqrt()));
     assert!(!Tolerance {

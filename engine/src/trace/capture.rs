@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::aprt::{self, AprtError};
+use super::aprt::{self, AprtError, AprtTensor};
 use super::{Observer, Stage};
 
 /// A (layer, stage) pair, ordered in compute order: `embedding`, then every layer's stages
@@ -295,6 +295,19 @@ pub enum CaptureError {
     LayerTooLarge { key: TensorKey, layer: usize },
     #[error(transparent)]
     Aprt(#[from] AprtError),
+    #[error("{path}: cannot {op}: {source}")]
+    Io {
+        path: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: the header says {header}, the path says {from_path}")]
+    PathContradictsHeader {
+        path: String,
+        header: String,
+        from_path: String,
+    },
 }
 
 /// Keeps the selected tensors (positions of repeated calls concatenated: prefill, then each
@@ -379,6 +392,99 @@ impl Observer for CaptureObserver {
         let key = TensorKey::new(layer, stage);
         if let Err(e) = append(&mut self.tensors, key, positions, data) {
             self.errors.push(e);
+        }
+    }
+}
+
+/// The (layer, stage) a capture-relative path names (`layer-<N>/<stage>.bin` for per-layer
+/// stages, `<stage>.bin` for whole-model stages, `/`-separated), if it is one.
+pub fn key_of_relative_path(rel: &str) -> Option<TensorKey> {
+    let (dir, file) = match rel.split_once('/') {
+        Some((d, f)) => (Some(d), f),
+        None => (None, rel),
+    };
+    let stage = Stage::from_name(file.strip_suffix(".bin")?)?;
+    let layer = match dir {
+        Some(d) => Some(d.strip_prefix("layer-")?.parse::<usize>().ok()?),
+        None => None,
+    };
+    (layer.is_some() != stage.is_whole_model()).then_some(TensorKey::new(layer, stage))
+}
+
+/// Read a capture directory (as [`CaptureObserver::write`] or the anchor tool writes it):
+/// every `DIR/<stage>.bin` of a whole-model stage and `DIR/layer-<N>/<stage>.bin` of a
+/// per-layer stage, keyed in compute order. Other files and directories are ignored. A header
+/// whose layer or stage contradicts the path is an error.
+pub fn read_capture_dir(dir: &Path) -> Result<BTreeMap<TensorKey, AprtTensor>, CaptureError> {
+    let list = |d: &Path| -> Result<Vec<(String, PathBuf, bool)>, CaptureError> {
+        let io = |source| CaptureError::Io {
+            path: d.display().to_string(),
+            op: "list directory",
+            source,
+        };
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(d).map_err(io)? {
+            let e = e.map_err(io)?;
+            let path = e.path();
+            let is_dir = std::fs::metadata(&path)
+                .map(|m| m.is_dir())
+                .unwrap_or(false);
+            v.push((e.file_name().to_string_lossy().into_owned(), path, is_dir));
+        }
+        Ok(v)
+    };
+    let mut out = BTreeMap::new();
+    let mut candidates = Vec::new();
+    for (name, path, is_dir) in list(dir)? {
+        if is_dir && name.starts_with("layer-") {
+            for (sub, p, sub_is_dir) in list(&path)? {
+                if !sub_is_dir {
+                    candidates.push((format!("{name}/{sub}"), p));
+                }
+            }
+        } else if !is_dir {
+            candidates.push((name, path));
+        }
+    }
+    for (rel, path) in candidates {
+        let Some(key) = key_of_relative_path(&rel) else {
+            continue;
+        };
+        let t = aprt::read(&path)?;
+        let header_layer = t.layer.map(|l| l as usize);
+        let stage_ok = t.stage.as_deref().is_none_or(|s| s == key.stage.name());
+        if header_layer != key.layer || !stage_ok {
+            return Err(CaptureError::PathContradictsHeader {
+                path: path.display().to_string(),
+                header: format!(
+                    "{} {}",
+                    header_layer.map_or("whole-model".to_string(), |l| format!("layer {l}")),
+                    t.stage.as_deref().unwrap_or("(no stage)")
+                ),
+                from_path: key.to_string(),
+            });
+        }
+        out.insert(key, t);
+    }
+    Ok(out)
+}
+
+/// Two observers as one: a tensor is offered to each that wants it (e.g. statistics and a
+/// capture in the same run).
+#[derive(Debug, Clone, Default)]
+pub struct Tee<A, B>(pub A, pub B);
+
+impl<A: Observer, B: Observer> Observer for Tee<A, B> {
+    fn wants(&self, layer: Option<usize>, stage: Stage) -> bool {
+        self.0.wants(layer, stage) || self.1.wants(layer, stage)
+    }
+
+    fn record(&mut self, layer: Option<usize>, stage: Stage, positions: usize, data: &[f32]) {
+        if self.0.wants(layer, stage) {
+            self.0.record(layer, stage, positions, data);
+        }
+        if self.1.wants(layer, stage) {
+            self.1.record(layer, stage, positions, data);
         }
     }
 }

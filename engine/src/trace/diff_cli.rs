@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::aprt::{self, AprtError, AprtTensor, Layout, Shape};
-use super::capture::TensorKey;
+use super::capture::key_of_relative_path;
 use super::diff::{compare, top_differences, DiffMetrics, Tolerance, TopDiff};
-use super::Stage;
 
 /// Exit status: every pair within tolerance.
 pub const EXIT_WITHIN: u8 = 0;
@@ -261,20 +260,6 @@ fn bin_files(root: &Path) -> Result<BTreeMap<String, PathBuf>, DiffError> {
     let mut out = BTreeMap::new();
     walk(root, "", 0, &mut out)?;
     Ok(out)
-}
-
-/// The (layer, stage) a relative path names, if it follows the capture layout.
-pub fn key_of_relative_path(rel: &str) -> Option<TensorKey> {
-    let (dir, file) = match rel.split_once('/') {
-        Some((d, f)) => (Some(d), f),
-        None => (None, rel),
-    };
-    let stage = Stage::from_name(file.strip_suffix(".bin")?)?;
-    let layer = match dir {
-        Some(d) => Some(d.strip_prefix("layer-")?.parse::<usize>().ok()?),
-        None => None,
-    };
-    (layer.is_some() != stage.is_whole_model()).then_some(TensorKey::new(layer, stage))
 }
 
 /// Compare two directories of APRT files matched by relative path.

@@ -9,6 +9,6 @@ pub mod report;
 mod stage;
 pub mod stats;
 
-pub use capture::{CaptureObserver, RecordingObserver, Selection, TensorKey};
+pub use capture::{CaptureObserver, RecordingObserver, Selection, Tee, TensorKey};
 pub use stage::{tap, NoObserver, Observer, Stage};
 pub use stats::StatsObserver;
