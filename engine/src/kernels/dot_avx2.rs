@@ -24,7 +24,7 @@ use crate::quant::blocks::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
     BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
-use crate::quant::scales::{q3_k_scales, scales_mins_k4};
+use crate::quant::scales::q3_k_scales;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -274,6 +274,71 @@ unsafe fn pair_scales(sc: __m128i, p: usize) -> __m256i {
     _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc, mask))
 }
 
+/// The 8 scales (bytes 0..8) and 8 mins (bytes 8..16) of a Q4_K/Q5_K super-block, unpacked
+/// with 32-bit masks instead of 16 calls of `get_scale_min_k4` (same layout; checked against
+/// `quant::scales_mins_k4` by a unit test below).
+#[inline]
+fn k4_scales_mins_packed(q: &[u8; 12]) -> [u8; 16] {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let w = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
+    let (a, b, c) = (w(0), w(1), w(2));
+    // scales 0..4: low 6 bits of bytes 0..4; scales 4..8: low nibble of bytes 8..12 with the
+    // top 2 bits of bytes 0..4 above it. Mins likewise from bytes 4..8 and the high nibbles.
+    let sc_lo = a & LOW6;
+    let sc_hi = (c & LOW4) | (((a >> 6) & LOW2) << 4);
+    let mn_lo = b & LOW6;
+    let mn_hi = ((c >> 4) & LOW4) | (((b >> 6) & LOW2) << 4);
+    let mut out = [0u8; 16];
+    out[0..4].copy_from_slice(&sc_lo.to_le_bytes());
+    out[4..8].copy_from_slice(&sc_hi.to_le_bytes());
+    out[8..12].copy_from_slice(&mn_lo.to_le_bytes());
+    out[12..16].copy_from_slice(&mn_hi.to_le_bytes());
+    out
+}
+
+/// Byte masks for `_mm256_shuffle_epi8` that broadcast i16 word w of a 128-bit lane.
+static WORD_MASKS: [[u8; 32]; 8] = {
+    let mut m = [[0u8; 32]; 8];
+    let mut w = 0;
+    while w < 8 {
+        let mut b = 0;
+        while b < 32 {
+            m[w][b] = (2 * w + b % 2) as u8;
+            b += 1;
+        }
+        w += 1;
+    }
+    m
+};
+
+/// The i16 sub-block scales of a Q4_K/Q5_K super-block, broadcast in both lanes, and the
+/// exact min term Σ_j min_j·(bsum_2j + bsum_2j+1).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn k4_scales_and_min(xs: &[u8; 12], bsums: &[i16; 16]) -> (__m256i, i32) {
+    let packed = k4_scales_mins_packed(xs);
+    let sm = _mm256_cvtepu8_epi16(_mm_loadu_si128(packed.as_ptr() as *const __m128i));
+    let bs = _mm256_loadu_si256(bsums.as_ptr() as *const __m256i);
+    let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    let prod = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pairs);
+    let s = _mm_add_epi32(prod, _mm_unpackhi_epi64(prod, prod));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    let scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
+    (scales, _mm_cvtsi128_si32(s))
+}
+
+/// Sub-block scale `w` of [`k4_scales_and_min`]'s vector, in all 16 i16 slots.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn k4_scale(scales: __m256i, w: usize) -> __m256i {
+    _mm256_shuffle_epi8(
+        scales,
+        _mm256_loadu_si256(WORD_MASKS[w].as_ptr() as *const __m256i),
+    )
+}
+
 /// Q2_K · Q8_K.
 ///
 /// # Safety
@@ -351,8 +416,7 @@ pub unsafe fn vec_dot_q4_k_q8_k(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0F);
     let mut lanes = [0f32; LANES];
     for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
-        let (sc, mn) = scales_mins_k4(&xb.scales);
-        let imin = k4_min_sum(&mn, &yb.bsums);
+        let (scales, imin) = k4_scales_and_min(&xb.scales, &yb.bsums);
         let mut sumi = _mm256_setzero_si256();
         for j in 0..4 {
             let bits = load256(xb.qs.as_ptr().add(32 * j));
@@ -360,14 +424,8 @@ pub unsafe fn vec_dot_q4_k_q8_k(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
             let hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
             let yl = load256i(yb.qs.as_ptr().add(64 * j));
             let yh = load256i(yb.qs.as_ptr().add(64 * j + 32));
-            let pl = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(lo, yl),
-                _mm256_set1_epi16(sc[2 * j] as i16),
-            );
-            let ph = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(hi, yh),
-                _mm256_set1_epi16(sc[2 * j + 1] as i16),
-            );
+            let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, yl), k4_scale(scales, 2 * j));
+            let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yh), k4_scale(scales, 2 * j + 1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
         lanes[i % LANES] += block_k_min(yb.d, xb.d, xb.dmin, hsum_i32(sumi), imin);
@@ -386,8 +444,7 @@ pub unsafe fn vec_dot_q5_k_q8_k(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
     let sixteen = _mm256_set1_epi8(16);
     let mut lanes = [0f32; LANES];
     for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
-        let (sc, mn) = scales_mins_k4(&xb.scales);
-        let imin = k4_min_sum(&mn, &yb.bsums);
+        let (scales, imin) = k4_scales_and_min(&xb.scales, &yb.bsums);
         let hbits = load256(xb.qh.as_ptr());
         let mut sumi = _mm256_setzero_si256();
         for j in 0..4 {
@@ -403,14 +460,8 @@ pub unsafe fn vec_dot_q5_k_q8_k(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
             );
             let yl = load256i(yb.qs.as_ptr().add(64 * j));
             let yh = load256i(yb.qs.as_ptr().add(64 * j + 32));
-            let pl = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(lo, yl),
-                _mm256_set1_epi16(sc[2 * j] as i16),
-            );
-            let ph = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(hi, yh),
-                _mm256_set1_epi16(sc[2 * j + 1] as i16),
-            );
+            let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, yl), k4_scale(scales, 2 * j));
+            let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yh), k4_scale(scales, 2 * j + 1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
         lanes[i % LANES] += block_k_min(yb.d, xb.d, xb.dmin, hsum_i32(sumi), imin);
@@ -521,3 +572,22 @@ float_kernel!(
     )),
     |e| e.to_f32()
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::synth::Rng;
+    use crate::quant::scales::scales_mins_k4;
+
+    #[test]
+    fn packed_k4_scales_match_the_reference_unpacking() {
+        let mut rng = Rng::new(3);
+        for _ in 0..10_000 {
+            let mut q = [0u8; 12];
+            rng.fill(&mut q);
+            let (sc, mn) = scales_mins_k4(&q);
+            let p = k4_scales_mins_packed(&q);
+            assert_eq!((&p[..8], &p[8..]), (&sc[..], &mn[..]), "{q:?}");
+        }
+    }
+}
