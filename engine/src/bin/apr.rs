@@ -12,6 +12,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate text from a prompt (streams to stdout; stats on stderr).
+    Run(apr_engine::generate::run_cli::RunArgs),
     /// Print a model file's metadata and tensor table.
     Inspect {
         /// The GGUF model file.
@@ -19,6 +21,20 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Recompute an APR file's header and tensor checksums instead; exit 1 on any mismatch.
+        #[arg(long, conflicts_with = "json")]
+        verify: bool,
+    },
+    /// Convert a model between GGUF and APR (atomic; never overwrites the input).
+    Convert {
+        /// The input model (GGUF or APR, detected by its magic).
+        input: std::path::PathBuf,
+        /// The output file.
+        #[arg(short, long)]
+        output: std::path::PathBuf,
+        /// Output format (default: from the output's extension, .apr or .gguf).
+        #[arg(long, value_parser = ["apr", "gguf"])]
+        to: Option<String>,
     },
     /// Compare captured tensors (APRT files, or directories of them) value by value.
     Diff {
@@ -41,26 +57,71 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// Recompute an APR file's header and tensor checksums instead; exit 1 on any mismatch.
-        #[arg(long, conflicts_with = "json")]
-        verify: bool,
     },
-    /// Convert a model between GGUF and APR (atomic; never overwrites the input).
-    Convert {
-        /// The input model (GGUF or APR, detected by its magic).
-        input: std::path::PathBuf,
-        /// The output file.
+    /// Run a prompt once and report per-stage statistics and/or save stage tensors (APRT).
+    Trace {
+        /// The model (GGUF or APR).
+        model: std::path::PathBuf,
+        /// The prompt (special tokens such as <|im_start|> are parsed).
         #[arg(short, long)]
-        output: std::path::PathBuf,
-        /// Output format (default: from the output's extension, .apr or .gguf).
-        #[arg(long, value_parser = ["apr", "gguf"])]
-        to: Option<String>,
+        prompt: String,
+        /// Print per-stage statistics (last position and all positions) for every layer.
+        #[arg(long)]
+        payload: bool,
+        /// Print the statistics as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Save these stages as APRT files: a comma list of stage names, or `all`.
+        #[arg(long, value_name = "STAGES")]
+        save_tensor: Option<String>,
+        /// Only these layers (comma list), with --save-tensor.
+        #[arg(long, value_name = "N[,M...]", requires = "save_tensor")]
+        layer: Option<String>,
+        /// Directory for --save-tensor files (layer-<N>/<stage>.bin, <stage>.bin).
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<std::path::PathBuf>,
+        /// Backend: cpu (fast) or cpu-ref (f64 oracle).
+        #[arg(long, default_value = "cpu")]
+        backend: String,
+        /// Threads (default: RAYON_NUM_THREADS or all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Run two runs on the same tokens and name the first (layer, stage) where they diverge.
+    Bisect {
+        /// Run A: `MODEL[,backend=cpu|cpu-ref][,threads=N]`, or a directory of APRT dumps.
+        #[arg(long)]
+        a: String,
+        /// Run B, as run A.
+        #[arg(long)]
+        b: String,
+        /// The prompt (tokenized by the first model side).
+        #[arg(short, long, required_unless_present = "tokens")]
+        prompt: Option<String>,
+        /// Token ids instead of a prompt (comma list).
+        #[arg(long, value_delimiter = ',')]
+        tokens: Option<Vec<u32>>,
+        /// Largest NMSE per stage that is not a divergence (default 2e-3, ggml's whole-model threshold).
+        #[arg(long, conflicts_with = "exact")]
+        tolerance: Option<f64>,
+        /// Any differing bit is a divergence.
+        #[arg(long)]
+        exact: bool,
+        /// Rows shown around the first divergence (default: all rows).
+        #[arg(long)]
+        context: Option<usize>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => {
+            std::process::ExitCode::from(apr_engine::generate::run_cli::main(&args))
+        }
         Command::Inspect {
             model,
             verify: true,
@@ -68,6 +129,49 @@ fn main() -> std::process::ExitCode {
         } => verify(&model),
         Command::Inspect { model, json, .. } => inspect(&model, json),
         Command::Convert { input, output, to } => convert(&input, &output, to.as_deref()),
+        Command::Trace {
+            model,
+            prompt,
+            payload,
+            json,
+            save_tensor,
+            layer,
+            output,
+            backend,
+            threads,
+        } => {
+            let Some(backend) = apr_engine::model::Backend::from_name(&backend) else {
+                eprintln!("apr trace: error: unknown backend '{backend}' (cpu, cpu-ref)");
+                return std::process::ExitCode::FAILURE;
+            };
+            let opts = apr_engine::probe::trace_cmd::TraceOptions {
+                model,
+                prompt,
+                backend,
+                threads,
+                payload,
+                json,
+                save: save_tensor.map(|s| (s, layer)),
+                output,
+            };
+            match apr_engine::probe::trace_cmd::run(&opts, &mut std::io::stdout().lock()) {
+                Ok(_) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("apr trace: error: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Bisect {
+            a,
+            b,
+            prompt,
+            tokens,
+            tolerance,
+            exact,
+            context,
+            json,
+        } => bisect(&a, &b, prompt, tokens, tolerance, exact, context, json),
         Command::Diff {
             values,
             a,
@@ -167,6 +271,60 @@ fn convert(
         Err(e) => {
             eprintln!("apr convert: error: {e}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `apr bisect`: exit 0 when no stage diverges, 1 at a divergence, 2 on errors.
+#[allow(clippy::too_many_arguments)]
+fn bisect(
+    a: &str,
+    b: &str,
+    prompt: Option<String>,
+    tokens: Option<Vec<u32>>,
+    tolerance: Option<f64>,
+    exact: bool,
+    context: Option<usize>,
+    json: bool,
+) -> std::process::ExitCode {
+    use apr_engine::probe::{bisect::Criterion, bisect::DEFAULT_NMSE, bisect_cmd, RunSpec};
+    let run = || -> Result<bisect_cmd::BisectOutcome, apr_engine::probe::ProbeError> {
+        let opts = bisect_cmd::BisectOptions {
+            a: RunSpec::parse(a)?,
+            b: RunSpec::parse(b)?,
+            prompt,
+            tokens,
+            criterion: if exact {
+                Criterion::Exact
+            } else {
+                Criterion::Nmse(tolerance.unwrap_or(DEFAULT_NMSE))
+            },
+            context,
+        };
+        bisect_cmd::run(&opts)
+    };
+    match run() {
+        Ok(outcome) => {
+            if json {
+                match serde_json::to_string_pretty(&outcome) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("apr bisect: error: cannot encode JSON: {e}");
+                        return std::process::ExitCode::from(2);
+                    }
+                }
+            } else {
+                print!("{}", bisect_cmd::render(&outcome, context));
+            }
+            if outcome.first_divergence_name.is_some() {
+                std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("apr bisect: error: {e}");
+            std::process::ExitCode::from(2)
         }
     }
 }

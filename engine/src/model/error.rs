@@ -2,6 +2,7 @@
 
 use crate::gguf::GgufError;
 use crate::kernels::KernelError;
+use crate::model_file::ModelFileError;
 use crate::quant::{GgmlType, QuantError};
 
 /// What went wrong loading or running a model. Every variant names the values involved.
@@ -9,6 +10,8 @@ use crate::quant::{GgmlType, QuantError};
 pub enum ModelError {
     #[error(transparent)]
     File(#[from] GgufError),
+    #[error(transparent)]
+    ModelFile(#[from] ModelFileError),
     #[error("unsupported architecture '{arch}' (general.architecture); supported: llama, qwen2, qwen3, qwen3moe")]
     UnsupportedArch { arch: String },
     #[error("{file}: architecture '{arch}' expects tensor '{tensor}' ({expected}) but the file has none{hint}")]

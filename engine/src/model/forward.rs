@@ -71,12 +71,12 @@ impl Model {
         n: usize,
         out: &mut [f32],
     ) -> Result<(), ModelError> {
-        linear(self.backend, &self.file, w, expert, x, n, out)
+        linear(self.backend, self.file(), w, expert, x, n, out)
     }
 
     fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
         let (d, w) = (self.hp.n_embd, &self.weights.token_embd);
-        let data = self.file.tensor_data(&w.info);
+        let data = self.file().tensor_data(&w.info);
         let row_bytes = data.len() / self.hp.n_vocab;
         let mut x = vec![0f32; tokens.len() * d];
         for (&t, row) in tokens.iter().zip(x.chunks_exact_mut(d)) {

@@ -24,6 +24,7 @@ pub use linear::Backend;
 pub use weights::{Ffn, Layer, Weight, Weights};
 
 use crate::gguf::GgufFile;
+use crate::model_file::ModelFile;
 
 /// Which logits a forward pass returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +38,7 @@ pub enum Logits {
 /// A loaded model: the mapped file, its shape and its tensors.
 #[derive(Debug)]
 pub struct Model {
-    file: GgufFile,
+    file: ModelFile,
     arch: Arch,
     hp: HParams,
     weights: Weights,
@@ -76,23 +77,25 @@ impl KvCache {
 }
 
 impl Model {
-    /// Map a model file and load it on `backend`.
+    /// Map a model file (GGUF or APR) and load it on `backend`.
     pub fn open(path: impl AsRef<Path>, backend: Backend) -> Result<Model, ModelError> {
-        Model::from_file(GgufFile::open(path)?, backend)
+        Model::from_file(ModelFile::open(path)?, backend)
     }
 
     /// Load a model from an opened file, checking every tensor its architecture needs.
-    pub fn from_file(file: GgufFile, backend: Backend) -> Result<Model, ModelError> {
-        let name = file.get_str("general.architecture")?;
+    pub fn from_file(file: impl Into<ModelFile>, backend: Backend) -> Result<Model, ModelError> {
+        let file: ModelFile = file.into();
+        let f = file.as_gguf();
+        let name = f.get_str("general.architecture")?;
         let arch = Arch::from_name(name).ok_or_else(|| ModelError::UnsupportedArch {
             arch: name.to_owned(),
         })?;
-        let n_vocab = match file.find_tensor("token_embd.weight") {
+        let n_vocab = match f.find_tensor("token_embd.weight") {
             Some(t) if t.ne.len() == 2 => t.ne[1] as usize,
-            _ => file.get_str_array("tokenizer.ggml.tokens")?.len(),
+            _ => f.get_str_array("tokenizer.ggml.tokens")?.len(),
         };
-        let hp = HParams::from_gguf(&file, arch, n_vocab)?;
-        let weights = Weights::load(&file, arch, &hp)?;
+        let hp = HParams::from_gguf(f, arch, n_vocab)?;
+        let weights = Weights::load(f, arch, &hp)?;
         Ok(Model {
             file,
             arch,
@@ -118,8 +121,13 @@ impl Model {
         self.backend
     }
 
-    /// The underlying file (metadata, tokenizer, raw tensors).
+    /// The underlying file's content (metadata, tokenizer, raw tensors), whatever its format.
     pub fn file(&self) -> &GgufFile {
+        self.file.as_gguf()
+    }
+
+    /// The underlying file with its format.
+    pub fn model_file(&self) -> &ModelFile {
         &self.file
     }
 

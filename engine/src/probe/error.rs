@@ -1,0 +1,35 @@
+//! Errors of probing runs.
+
+use std::path::PathBuf;
+
+use crate::model::ModelError;
+use crate::tokenizer::TokenizerError;
+use crate::trace::aprt::AprtError;
+use crate::trace::capture::{CaptureError, RecordError, SelectionError};
+
+/// What went wrong running or comparing probes.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("run spec '{spec}': {reason}")]
+    BadSpec { spec: String, reason: String },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Aprt(#[from] AprtError),
+    #[error(transparent)]
+    Selection(#[from] SelectionError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error("the prompt is empty: nothing to run")]
+    EmptyPrompt,
+    #[error("{path}: {reason}")]
+    Dump { path: PathBuf, reason: String },
+    #[error("cannot build a pool of {threads} threads: {reason}")]
+    Threads { threads: usize, reason: String },
+    #[error("both sides are APRT dump directories; at least one side must be a model to run")]
+    NoModel,
+}
