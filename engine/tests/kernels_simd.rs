@@ -160,3 +160,20 @@ fn simd_matches_scalar_on_all_max_quants() {
         }
     }
 }
+
+#[test]
+fn avx512_tier_runs_its_own_kernels() {
+    if !Isa::Avx512.is_supported() {
+        eprintln!("skip: no AVX-512 F/BW/VL/VNNI");
+        return;
+    }
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+    ] {
+        assert_eq!(kernel_isa(Isa::Avx512, ty), Isa::Avx512, "{ty}");
+    }
+}

@@ -7,6 +7,8 @@ use half::{bf16, f16};
 
 #[cfg(target_arch = "x86_64")]
 use super::dot_avx2 as avx2;
+#[cfg(target_arch = "x86_64")]
+use super::dot_avx512 as avx512;
 use super::dot_scalar as scalar;
 use crate::quant::blocks::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
@@ -162,27 +164,32 @@ dot_op!(
 dot_op!(
     /// Q4_0 weights · Q8_0 activations.
     vec_dot_q4_0_q8_0, select_q4_0, BlockQ4_0, BlockQ8_0, scalar::vec_dot_q4_0_q8_0,
-    avx2 = avx2::vec_dot_q4_0_q8_0
+    avx2 = avx2::vec_dot_q4_0_q8_0,
+    avx512 = avx512::vec_dot_q4_0_q8_0
 );
 dot_op!(
     /// Q4_1 weights · Q8_1 activations.
     vec_dot_q4_1_q8_1, select_q4_1, BlockQ4_1, BlockQ8_1, scalar::vec_dot_q4_1_q8_1,
-    avx2 = avx2::vec_dot_q4_1_q8_1
+    avx2 = avx2::vec_dot_q4_1_q8_1,
+    avx512 = avx512::vec_dot_q4_1_q8_1
 );
 dot_op!(
     /// Q5_0 weights · Q8_0 activations.
     vec_dot_q5_0_q8_0, select_q5_0, BlockQ5_0, BlockQ8_0, scalar::vec_dot_q5_0_q8_0,
-    avx2 = avx2::vec_dot_q5_0_q8_0
+    avx2 = avx2::vec_dot_q5_0_q8_0,
+    avx512 = avx512::vec_dot_q5_0_q8_0
 );
 dot_op!(
     /// Q5_1 weights · Q8_1 activations.
     vec_dot_q5_1_q8_1, select_q5_1, BlockQ5_1, BlockQ8_1, scalar::vec_dot_q5_1_q8_1,
-    avx2 = avx2::vec_dot_q5_1_q8_1
+    avx2 = avx2::vec_dot_q5_1_q8_1,
+    avx512 = avx512::vec_dot_q5_1_q8_1
 );
 dot_op!(
     /// Q8_0 weights · Q8_0 activations.
     vec_dot_q8_0_q8_0, select_q8_0, BlockQ8_0, BlockQ8_0, scalar::vec_dot_q8_0_q8_0,
-    avx2 = avx2::vec_dot_q8_0_q8_0
+    avx2 = avx2::vec_dot_q8_0_q8_0,
+    avx512 = avx512::vec_dot_q8_0_q8_0
 );
 dot_op!(
     /// Q2_K weights · Q8_K activations.

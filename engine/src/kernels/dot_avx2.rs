@@ -18,7 +18,7 @@ use half::{bf16, f16};
 
 use super::dot_scalar::{
     block_d, block_dm, block_k, block_k_min, isum_q4_0, isum_q4_1, isum_q5_0, isum_q5_1, isum_q8_0,
-    k4_min_sum, reduce_float_lanes, reduce_lanes, FLOAT_LANES, LANES,
+    reduce_float_lanes, reduce_lanes, FLOAT_LANES, LANES,
 };
 use crate::quant::blocks::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
@@ -50,7 +50,7 @@ static PAIR_MASKS: [[u8; 16]; 8] = {
 /// Sum of the 8 i32 lanes (exact).
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn hsum_i32(v: __m256i) -> i32 {
+pub(super) unsafe fn hsum_i32(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
@@ -60,7 +60,7 @@ unsafe fn hsum_i32(v: __m256i) -> i32 {
 /// The i32 totals of eight 8-lane partial sums, as one vector `[Σp0, …, Σp7]` (exact).
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn totals8(p: &[__m256i; 8]) -> __m256i {
+pub(super) unsafe fn totals8(p: &[__m256i; 8]) -> __m256i {
     let h01 = _mm256_hadd_epi32(p[0], p[1]);
     let h23 = _mm256_hadd_epi32(p[2], p[3]);
     let h45 = _mm256_hadd_epi32(p[4], p[5]);
@@ -75,7 +75,7 @@ unsafe fn totals8(p: &[__m256i; 8]) -> __m256i {
 /// Eight f16 values (exact widening, as `f16::to_f32`).
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn f16x8(h: [f16; 8]) -> __m256 {
+pub(super) unsafe fn f16x8(h: [f16; 8]) -> __m256 {
     _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i))
 }
 
@@ -97,7 +97,7 @@ unsafe fn dot_u8(x: __m256i, y: __m256i) -> __m256i {
 /// 16 packed nibbles → 32 bytes: low nibbles (values 0..16), then high nibbles (16..32).
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn nibbles(p: *const u8) -> __m256i {
+pub(super) unsafe fn nibbles(p: *const u8) -> __m256i {
     let b = _mm_loadu_si128(p as *const __m128i);
     let m4 = _mm_set1_epi8(0x0F);
     let lo = _mm_and_si128(b, m4);
@@ -108,7 +108,7 @@ unsafe fn nibbles(p: *const u8) -> __m256i {
 /// The 32 bits of `qh` as 32 bytes: 0xFF where bit j is set, 0 where clear.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn bits_to_bytes(qh: [u8; 4]) -> __m256i {
+pub(super) unsafe fn bits_to_bytes(qh: [u8; 4]) -> __m256i {
     let v = _mm256_set1_epi32(i32::from_le_bytes(qh));
     // Byte j takes byte j / 8 of qh …
     let spread = _mm256_setr_epi64x(
@@ -125,20 +125,20 @@ unsafe fn bits_to_bytes(qh: [u8; 4]) -> __m256i {
 
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn load256(p: *const u8) -> __m256i {
+pub(super) unsafe fn load256(p: *const u8) -> __m256i {
     _mm256_loadu_si256(p as *const __m256i)
 }
 
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn load256i(p: *const i8) -> __m256i {
+pub(super) unsafe fn load256i(p: *const i8) -> __m256i {
     _mm256_loadu_si256(p as *const __m256i)
 }
 
 /// Stores the 8 accumulator lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn lanes_of(acc: __m256) -> [f32; LANES] {
+pub(super) unsafe fn lanes_of(acc: __m256) -> [f32; LANES] {
     let mut l = [0f32; LANES];
     _mm256_storeu_ps(l.as_mut_ptr(), acc);
     l
@@ -154,12 +154,27 @@ macro_rules! legacy_kernel {
         value = |$xg:ident, $yg:ident, $tot:ident| $value:expr,
         tail = |$xt:ident, $yt:ident| $tail:expr
     ) => {
+        legacy_kernel!(
+            $(#[$doc])* target = "avx2,fma,f16c", $name, $w, $a,
+            isum = |$xb, $yb| $isum,
+            value = |$xg, $yg, $tot| $value,
+            tail = |$xt, $yt| $tail
+        );
+    };
+    (
+        $(#[$doc:meta])* target = $features:literal, $name:ident, $w:ty, $a:ty,
+        isum = |$xb:ident, $yb:ident| $isum:expr,
+        value = |$xg:ident, $yg:ident, $tot:ident| $value:expr,
+        tail = |$xt:ident, $yt:ident| $tail:expr
+    ) => {
         $(#[$doc])*
         ///
         /// # Safety
-        /// The CPU must support AVX2, FMA and F16C.
-        #[target_feature(enable = "avx2,fma,f16c")]
+        /// The CPU must support the features in the `target_feature` attribute.
+        #[target_feature(enable = $features)]
         pub unsafe fn $name(x: &[$w], y: &[$a]) -> f32 {
+            use $crate::kernels::dot_avx2::{lanes_of, totals8};
+            use $crate::kernels::dot_scalar::{reduce_lanes, LANES};
             let n = x.len();
             let y = &y[..n];
             let mut acc = _mm256_setzero_ps();
@@ -191,8 +206,8 @@ macro_rules! legacy_kernel {
 macro_rules! dd {
     ($xg:ident, $yg:ident) => {
         _mm256_mul_ps(
-            f16x8(core::array::from_fn(|k| $xg[k].d)),
-            f16x8(core::array::from_fn(|k| $yg[k].d)),
+            $crate::kernels::dot_avx2::f16x8(core::array::from_fn(|k| $xg[k].d)),
+            $crate::kernels::dot_avx2::f16x8(core::array::from_fn(|k| $yg[k].d)),
         )
     };
 }
@@ -201,8 +216,8 @@ macro_rules! dd {
 macro_rules! ms {
     ($xg:ident, $yg:ident) => {
         _mm256_mul_ps(
-            f16x8(core::array::from_fn(|k| $xg[k].m)),
-            f16x8(core::array::from_fn(|k| $yg[k].s)),
+            $crate::kernels::dot_avx2::f16x8(core::array::from_fn(|k| $xg[k].m)),
+            $crate::kernels::dot_avx2::f16x8(core::array::from_fn(|k| $yg[k].s)),
         )
     };
 }

@@ -10,7 +10,10 @@
 
 pub mod dispatch;
 #[cfg(target_arch = "x86_64")]
+#[macro_use]
 mod dot_avx2;
+#[cfg(target_arch = "x86_64")]
+mod dot_avx512;
 pub mod dot_scalar;
 mod error;
 pub mod matmul;
