@@ -1,0 +1,145 @@
+//! Chat prompts: the Jinja template the file carries in `tokenizer.chat_template`,
+//! rendered with minijinja the way Hugging Face transformers renders it
+//! (`trim_blocks` and `lstrip_blocks` on, loop controls, `raise_exception`, Python string
+//! methods through minijinja-contrib's pycompat).
+
+use minijinja::{context, Environment, Error, ErrorKind, Value};
+
+use super::GenerateError;
+use crate::gguf::GgufFile;
+use crate::tokenizer::Tokenizer;
+
+/// The GGUF key holding the template.
+pub const CHAT_TEMPLATE_KEY: &str = "tokenizer.chat_template";
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn user(content: &str) -> Message {
+        Message {
+            role: "user".to_owned(),
+            content: content.to_owned(),
+        }
+    }
+}
+
+/// The file's chat template; a file without one is an error naming the file and the key.
+pub fn chat_template(file: &GgufFile) -> Result<&str, GenerateError> {
+    if !file.contains_key(CHAT_TEMPLATE_KEY) {
+        return Err(GenerateError::NoChatTemplate {
+            file: file.origin().to_owned(),
+        });
+    }
+    Ok(file.get_str(CHAT_TEMPLATE_KEY)?)
+}
+
+/// Render `template` with `messages`, `add_generation_prompt`, `bos_token`, `eos_token`.
+pub fn render(
+    template: &str,
+    messages: &[Message],
+    add_generation_prompt: bool,
+    bos_token: &str,
+    eos_token: &str,
+) -> Result<String, GenerateError> {
+    let err = |e: Error| GenerateError::ChatTemplate {
+        message: format!("{e:#}"),
+    };
+    let mut env = Environment::new();
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(err)?,
+    );
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_function("raise_exception", |msg: String| -> Result<Value, Error> {
+        Err(Error::new(ErrorKind::InvalidOperation, msg))
+    });
+    env.add_template("chat_template", template).map_err(err)?;
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|m| context! { role => m.role.as_str(), content => m.content.as_str() })
+        .collect();
+    env.get_template("chat_template")
+        .and_then(|t| {
+            t.render(context! {
+                messages => messages,
+                add_generation_prompt => add_generation_prompt,
+                bos_token => bos_token,
+                eos_token => eos_token,
+            })
+        })
+        .map_err(err)
+}
+
+/// The prompt text for one user message in `file`'s chat template, with the generation
+/// prompt added and the vocabulary's BOS/EOS texts as `bos_token` / `eos_token`.
+pub fn user_prompt(
+    file: &GgufFile,
+    tokenizer: &Tokenizer,
+    text: &str,
+) -> Result<String, GenerateError> {
+    let template = chat_template(file)?;
+    let special = |id: Option<u32>| {
+        id.and_then(|id| tokenizer.token_text(id))
+            .unwrap_or("")
+            .to_owned()
+    };
+    render(
+        template,
+        &[Message::user(text)],
+        true,
+        &special(tokenizer.bos()),
+        &special(tokenizer.eos()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ChatML template the BPE fixtures carry (tools/fixtures), as Qwen2 ships it.
+    const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+    #[test]
+    fn chatml_renders_the_user_turn_and_the_generation_prompt() {
+        let out = render(CHATML, &[Message::user("Hi")], true, "", "").unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        let out = render(CHATML, &[Message::user("Hi")], false, "", "").unwrap();
+        assert_eq!(out, "<|im_start|>user\nHi<|im_end|>\n");
+    }
+
+    #[test]
+    fn blocks_are_trimmed_as_transformers_does() {
+        // trim_blocks drops the newline after a block tag; lstrip_blocks the indentation
+        // before one.
+        let t = "{% for m in messages %}\n  {% if m.role == 'user' %}\n[{{ m.content }}]\n  {% endif %}\n{% endfor %}";
+        let out = render(t, &[Message::user("a"), Message::user("b")], false, "", "").unwrap();
+        assert_eq!(out, "[a]\n[b]\n");
+    }
+
+    #[test]
+    fn special_token_variables_and_python_methods() {
+        let t = "{{ bos_token }}{{ messages[0].content.strip() }}{% if messages[0].content.startswith(' x') %}!{% endif %}{{ eos_token }}";
+        let out = render(t, &[Message::user(" x ")], true, "<s>", "</s>").unwrap();
+        assert_eq!(out, "<s>x!</s>");
+    }
+
+    #[test]
+    fn raise_exception_and_syntax_errors_are_errors() {
+        let t = "{{ raise_exception('only user turns') }}";
+        let e = render(t, &[Message::user("x")], true, "", "").unwrap_err();
+        assert!(e.to_string().contains("only user turns"), "{e}");
+        let e = render("{% for %}", &[], true, "", "").unwrap_err();
+        assert!(e.to_string().contains("chat template"), "{e}");
+    }
+}
