@@ -464,14 +464,23 @@ pub fn decode(bytes: &[u8], file: &str) -> Result<AprtTensor, AprtError> {
         data_offset,
         needed,
     )?;
-    // The product fits in the file, so each factor fits in usize.
+    // The product fits in the file; a factor can still be large when the other is 0.
+    let dim = |v: u64, field: &'static str, offset: u64| {
+        usize::try_from(v).map_err(|_| AprtError::BadField {
+            file: file.to_string(),
+            field,
+            offset,
+            value: v.to_string(),
+            reason: "does not fit this machine's address space".into(),
+        })
+    };
     Ok(AprtTensor {
         layout: Layout::Described { version },
         layer,
         stage: Some(stage),
         shape: Shape::Matrix {
-            positions: positions as usize,
-            features: features as usize,
+            positions: dim(positions, "positions", 16)?,
+            features: dim(features, "features", 24)?,
         },
         data: values(&bytes[data_offset..data_offset + n]),
     })
