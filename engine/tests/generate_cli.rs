@@ -197,36 +197,11 @@ fn chat_renders_the_template_of_a_bpe_model() {
     );
     let prompt = ids(&v["prompt_tokens"]);
     // <|im_start|> is parsed into its one special token, not spelled out.
-    let o = apr(&["inspect", m.to_str().unwrap(), "--json"]);
-    let meta: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let tokens = find_tokens(&meta);
+    let file = apr_engine::gguf::GgufFile::open(&m).unwrap();
+    let tokens = file.get_str_array("tokenizer.ggml.tokens").unwrap();
     let im_start = tokens.iter().position(|t| t == "<|im_start|>").unwrap() as u64;
     assert_eq!(prompt[0], im_start);
     assert_eq!(prompt.iter().filter(|&&t| t == im_start).count(), 2);
-}
-
-/// The token texts from `apr inspect --json`, wherever that puts the metadata.
-fn find_tokens(meta: &Value) -> Vec<String> {
-    fn walk(v: &Value) -> Option<Vec<String>> {
-        match v {
-            Value::Object(m) => {
-                if let Some(t) = m.get("tokenizer.ggml.tokens") {
-                    let arr = t.get("value").unwrap_or(t);
-                    if let Some(a) = arr.as_array() {
-                        return Some(
-                            a.iter()
-                                .filter_map(|x| x.as_str().map(str::to_owned))
-                                .collect(),
-                        );
-                    }
-                }
-                m.values().find_map(walk)
-            }
-            Value::Array(a) => a.iter().find_map(walk),
-            _ => None,
-        }
-    }
-    walk(meta).expect("tokenizer.ggml.tokens in apr inspect --json")
 }
 
 fn assert_fails(args: &[&str], needles: &[&str]) {
