@@ -11,26 +11,13 @@ pub enum ModelError {
     #[error(transparent)]
     File(#[from] GgufError),
     #[error(transparent)]
-    ModelFile(#[from] ModelFileError),
+    ModelFile(Box<ModelFileError>),
     #[error("unsupported architecture '{arch}' (general.architecture); supported: llama, qwen2, qwen3, qwen3moe")]
     UnsupportedArch { arch: String },
-    #[error("{file}: architecture '{arch}' expects tensor '{tensor}' ({expected}) but the file has none{hint}")]
-    MissingTensor {
-        file: String,
-        arch: &'static str,
-        tensor: String,
-        expected: String,
-        /// Extra context, e.g. that the file holds MoE expert tensors instead.
-        hint: String,
-    },
-    #[error("{file}: architecture '{arch}' expects tensor '{tensor}' with shape {expected:?} (ggml ne), found {found:?}")]
-    ShapeMismatch {
-        file: String,
-        arch: &'static str,
-        tensor: String,
-        expected: Vec<u64>,
-        found: Vec<u64>,
-    },
+    #[error(transparent)]
+    MissingTensor(Box<MissingTensor>),
+    #[error(transparent)]
+    ShapeMismatch(Box<ShapeMismatch>),
     #[error("{file}: tensor '{tensor}' has type {ty}, which cannot be a {role}")]
     UnsupportedType {
         file: String,
@@ -59,4 +46,33 @@ pub enum ModelError {
     Kernel(#[from] KernelError),
     #[error(transparent)]
     Quant(#[from] QuantError),
+}
+
+/// A tensor the architecture needs is absent.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: architecture '{arch}' expects tensor '{tensor}' ({expected}) but the file has none{hint}")]
+pub struct MissingTensor {
+    pub file: String,
+    pub arch: &'static str,
+    pub tensor: String,
+    pub expected: String,
+    /// Extra context, e.g. that the file holds MoE expert tensors instead.
+    pub hint: String,
+}
+
+/// A tensor's shape is not the one the architecture needs.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: architecture '{arch}' expects tensor '{tensor}' with shape {expected:?} (ggml ne), found {found:?}")]
+pub struct ShapeMismatch {
+    pub file: String,
+    pub arch: &'static str,
+    pub tensor: String,
+    pub expected: Vec<u64>,
+    pub found: Vec<u64>,
+}
+
+impl From<ModelFileError> for ModelError {
+    fn from(e: ModelFileError) -> Self {
+        ModelError::ModelFile(Box::new(e))
+    }
 }

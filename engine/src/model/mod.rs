@@ -18,7 +18,7 @@ use std::path::Path;
 use half::f16;
 
 pub use arch::{Arch, ArchSpec, RopeStyle};
-pub use error::ModelError;
+pub use error::{MissingTensor, ModelError, ShapeMismatch};
 pub use hparams::HParams;
 pub use linear::Backend;
 pub use weights::{Ffn, Layer, Weight, Weights};

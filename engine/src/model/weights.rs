@@ -3,7 +3,7 @@
 //! expected (never a bare "tensor not found").
 
 use super::arch::Arch;
-use super::error::ModelError;
+use super::error::{MissingTensor, ModelError, ShapeMismatch};
 use super::hparams::HParams;
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::quant::{dequantize, GgmlType};
@@ -79,13 +79,13 @@ impl Loader<'_> {
             .find_tensor(name)
             .ok_or_else(|| self.missing(name, expected, what))?;
         if info.ne != expected {
-            return Err(ModelError::ShapeMismatch {
+            return Err(ModelError::ShapeMismatch(Box::new(ShapeMismatch {
                 file: self.f.origin().to_owned(),
                 arch: self.arch.name(),
                 tensor: name.to_owned(),
                 expected: expected.to_vec(),
                 found: info.ne.clone(),
-            });
+            })));
         }
         if matches!(info.ggml_type, GgmlType::Q8_1 | GgmlType::Q8K) {
             return Err(ModelError::UnsupportedType {
@@ -118,13 +118,13 @@ impl Loader<'_> {
         } else {
             String::new()
         };
-        ModelError::MissingTensor {
+        ModelError::MissingTensor(Box::new(MissingTensor {
             file: self.f.origin().to_owned(),
             arch: self.arch.name(),
             tensor: name.to_owned(),
             expected: format!("{what}, ne {expected:?}"),
             hint,
-        }
+        }))
     }
 
     fn vector(&self, name: &str, len: u64, what: &str) -> Result<Vec<f32>, ModelError> {
