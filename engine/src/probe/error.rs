@@ -1,7 +1,5 @@
 //! Errors of probing runs.
 
-use std::path::PathBuf;
-
 use crate::model::ModelError;
 use crate::tokenizer::TokenizerError;
 use crate::trace::aprt::AprtError;
@@ -26,8 +24,8 @@ pub enum ProbeError {
     Capture(#[from] CaptureError),
     #[error("the prompt is empty: nothing to run")]
     EmptyPrompt,
-    #[error("{path}: {reason}")]
-    Dump { path: PathBuf, reason: String },
+    #[error("cannot write the report: {0}")]
+    Output(#[source] std::io::Error),
     #[error("cannot build a pool of {threads} threads: {reason}")]
     Threads { threads: usize, reason: String },
     #[error("both sides are APRT dump directories; at least one side must be a model to run")]

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use super::error::ProbeError;
 use crate::model::{Backend, Logits, Model};
 use crate::tokenizer::Tokenizer;
-use crate::trace::capture::key_of_relative_path;
-use crate::trace::capture::{Captured, RecordingObserver, TensorKey};
+use crate::trace::capture::{read_capture_dir, Captured, RecordingObserver, TensorKey};
 use crate::trace::{aprt, Observer};
 
 /// Where a run's tensors come from.
@@ -150,68 +149,26 @@ pub fn tokenize(model: &Model, prompt: &str) -> Result<Vec<u32>, ProbeError> {
     Ok(tokens)
 }
 
-/// Read a directory of APRT files (`layer-N/<stage>.bin`, `<stage>.bin`).
+/// Read a directory of APRT dumps as captures.
 fn read_dumps(dir: &Path) -> Result<BTreeMap<TensorKey, Captured>, ProbeError> {
-    let mut out = BTreeMap::new();
-    let mut visit = |path: &Path, rel: String| -> Result<(), ProbeError> {
-        let Some(key) = key_of_relative_path(&rel) else {
-            return Ok(());
-        };
-        let t = aprt::read(path)?;
-        let n = t.data.len();
-        let (positions, features) = match t.shape {
-            aprt::Shape::Matrix {
-                positions,
-                features,
-            } => (positions, features),
-            aprt::Shape::Flat { .. } => (1, n),
-        };
-        out.insert(
-            key,
-            Captured {
-                positions,
-                features,
-                data: t.data,
-            },
-        );
-        Ok(())
-    };
-    let read = |d: &Path| {
-        std::fs::read_dir(d).map_err(|e| ProbeError::Dump {
-            path: d.to_owned(),
-            reason: e.to_string(),
+    Ok(read_capture_dir(dir)?
+        .into_iter()
+        .map(|(key, t)| {
+            let (positions, features) = match t.shape {
+                aprt::Shape::Matrix {
+                    positions,
+                    features,
+                } => (positions, features),
+                aprt::Shape::Flat { count } => (1, count),
+            };
+            (
+                key,
+                Captured {
+                    positions,
+                    features,
+                    data: t.data,
+                },
+            )
         })
-    };
-    for entry in read(dir)? {
-        let path = entry
-            .map_err(|e| ProbeError::Dump {
-                path: dir.to_owned(),
-                reason: e.to_string(),
-            })?
-            .path();
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        if path.is_dir() {
-            for inner in read(&path)? {
-                let p = inner
-                    .map_err(|e| ProbeError::Dump {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?
-                    .path();
-                let file = p
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                visit(&p, format!("{name}/{file}"))?;
-            }
-        } else {
-            visit(&path, name)?;
-        }
-    }
-    Ok(out)
+        .collect())
 }

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use super::error::ProbeError;
 use super::spec::{tokenize, RunSource, RunSpec};
 use crate::model::Backend;
-use crate::trace::capture::{CaptureObserver, Selection};
+use crate::trace::capture::{CaptureObserver, Selection, Tee};
 use crate::trace::report::{render_json, render_table};
-use crate::trace::{NoObserver, Observer, Stage, StatsObserver};
+use crate::trace::{NoObserver, Observer, StatsObserver};
 
 /// What `apr trace` was asked to do.
 #[derive(Debug, Clone)]
@@ -24,23 +24,6 @@ pub struct TraceOptions {
     /// `--save-tensor` stages (comma list or `all`) and `--layer` list.
     pub save: Option<(String, Option<String>)>,
     pub output: Option<PathBuf>,
-}
-
-/// Offers each tensor to two observers.
-struct Both<'a>(&'a mut (dyn Observer + Send), &'a mut (dyn Observer + Send));
-
-impl Observer for Both<'_> {
-    fn wants(&self, layer: Option<usize>, stage: Stage) -> bool {
-        self.0.wants(layer, stage) || self.1.wants(layer, stage)
-    }
-
-    fn record(&mut self, layer: Option<usize>, stage: Stage, positions: usize, data: &[f32]) {
-        for obs in [&mut *self.0, &mut *self.1] {
-            if obs.wants(layer, stage) {
-                obs.record(layer, stage, positions, data);
-            }
-        }
-    }
 }
 
 /// Run the trace, writing the report to `out`; returns the files written.
@@ -75,15 +58,12 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write) -> Result<Vec<PathBuf>, Pro
         Some(c) => c,
         None => &mut no_capture,
     };
-    spec.run(&model, &tokens, &mut Both(stats_obs, capture_obs))?;
+    spec.run(&model, &tokens, &mut Tee(stats_obs, capture_obs))?;
     let mut written = Vec::new();
     if let (Some(capture), Some(dir)) = (&capture, &opts.output) {
         written = capture.write(dir)?;
     }
-    let io = |e: std::io::Error| ProbeError::Dump {
-        path: "<stdout>".into(),
-        reason: e.to_string(),
-    };
+    let io = ProbeError::Output;
     if let Some(stats) = &stats {
         if opts.json {
             writeln!(out, "{}", render_json(stats)).map_err(io)?;

@@ -138,6 +138,18 @@ pub trait Observer {
     fn record(&mut self, layer: Option<usize>, stage: Stage, positions: usize, data: &[f32]);
 }
 
+impl<O: Observer + ?Sized> Observer for &mut O {
+    #[inline(always)]
+    fn wants(&self, layer: Option<usize>, stage: Stage) -> bool {
+        (**self).wants(layer, stage)
+    }
+
+    #[inline(always)]
+    fn record(&mut self, layer: Option<usize>, stage: Stage, positions: usize, data: &[f32]) {
+        (**self).record(layer, stage, positions, data);
+    }
+}
+
 /// The observer that wants nothing.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoObserver;
