@@ -181,17 +181,20 @@ pub fn argmax(logits: &[f32]) -> u32 {
 /// descending probability (lower id first on ties). Meaningful for `temperature > 0`.
 pub fn distribution(logits: &[f32], params: &SamplingParams) -> Vec<Candidate> {
     let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-    // Descending logit, then ascending id; NaN logits sort last.
-    order.sort_by(|&a, &b| {
+    // A total order: descending logit, then ascending id; NaN logits last.
+    let rank = |&a: &u32, &b: &u32| {
         let (la, lb) = (logits[a as usize], logits[b as usize]);
         lb.partial_cmp(&la)
             .unwrap_or_else(|| la.is_nan().cmp(&lb.is_nan()))
             .then(a.cmp(&b))
-    });
-    // top-k
-    if params.top_k > 0 {
-        order.truncate(params.top_k.max(1));
+    };
+    // top-k: select the k best in O(n), then sort only those (a full sort of a
+    // 150k-token vocabulary every step would cost more than the selection).
+    if params.top_k > 0 && params.top_k < order.len() {
+        order.select_nth_unstable_by(params.top_k - 1, rank);
+        order.truncate(params.top_k);
     }
+    order.sort_by(rank);
     // top-p on the softmax at temperature 1
     if params.top_p < 1.0 {
         let probs = softmax(order.iter().map(|&i| logits[i as usize]), 1.0);
@@ -286,6 +289,14 @@ mod tests {
     fn top_k_keeps_the_k_highest_in_order() {
         let d = distribution(&[0.0, 5.0, 1.0, 4.0, 3.0], &params(1.0, 3, 1.0));
         assert_eq!(ids(&d), [1, 3, 4]);
+        // Ties go to the lower id, at the cut too.
+        let d = distribution(&[1.0, 3.0, 3.0, 2.0, 3.0, 0.0], &params(1.0, 2, 1.0));
+        assert_eq!(ids(&d), [1, 2]);
+        let d = distribution(&[1.0, 3.0, 3.0, 2.0, 3.0, 0.0], &params(1.0, 4, 1.0));
+        assert_eq!(ids(&d), [1, 2, 4, 3]);
+        // k beyond the vocabulary keeps everything.
+        let d = distribution(&[1.0, 3.0], &params(1.0, 10, 1.0));
+        assert_eq!(ids(&d), [1, 0]);
     }
 
     #[test]
