@@ -142,7 +142,7 @@ fn decide(
     if !status.runs() {
         let why = match kind.map(|k| k.availability) {
             Some(Availability::Planned(needs)) => format!(
-                "PROPOSED: check kind `{}` needs {needs}, which the engine does not have yet",
+                "PROPOSED: check kind `{}` needs {needs}",
                 kind.map_or("", |k| k.name)
             ),
             _ => {

@@ -135,8 +135,7 @@ fn pass_and_fail_write_evidence_and_a_failure_tells_the_story() {
 fn proposed_planned_kind_is_skipped_with_reason_and_never_passes() {
     let t = concat!(
         "  - id: FALSIFY-P-001\n    rule: r\n    prediction: p\n    test: t\n    if_fails: f\n",
-        "    check:\n      kind: stage_parity\n      a: {format: apr}\n      b: {format: gguf}\n",
-        "      stages: [ffn_gate]\n      metric: bit_exact\n      tolerance: exact\n",
+        "    check:\n      kind: weights_identical\n      a: {format: apr}\n      b: {format: gguf}\n",
         "    requires:\n      model: absent-model\n"
     );
     let repo = TempRepo::new(
@@ -148,7 +147,7 @@ fn proposed_planned_kind_is_skipped_with_reason_and_never_passes() {
         panic!("{:?}", list[0].plan)
     };
     assert!(
-        why.starts_with("PROPOSED: check kind `stage_parity` needs"),
+        why.starts_with("PROPOSED: check kind `weights_identical` needs"),
         "{why}"
     );
     trials::record_skip(&list[0], &repo.paths).unwrap();
@@ -225,4 +224,42 @@ fn invalid_contracts_are_never_run() {
     );
     let err = trials::collect_with(&repo.paths, None, false).unwrap_err();
     assert!(err.contains("SCHEMA-001") && err.contains("typo"), "{err}");
+}
+
+/// An engine-backed parity check can fail, and its failure names the first divergent
+/// (layer, stage) and leaves the per-stage cells for the heatmap. (Runs the `apr` binary.)
+#[test]
+fn stage_parity_beyond_tolerance_fails_with_first_divergence() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/llama-Q4_0.gguf");
+    let t = concat!(
+        "  - id: FALSIFY-SP-001\n    rule: r\n    prediction: cpu equals cpu-ref to 1e-30\n    test: t\n",
+        "    if_fails: f\n    check:\n      kind: stage_parity\n      a: {backend: cpu}\n",
+        "      b: {backend: cpu-ref}\n      stages: [attn_norm, qkv_matmul]\n      layers: [0]\n",
+        "      metric: nmse\n      tolerance: 1e-30\n    requires:\n      model: tiny\n"
+    );
+    let repo = TempRepo::new("parity", &[("sp-v1.yaml", &contract("sp-v1", "DRAFT", t))]);
+    std::fs::write(
+        repo.paths.contracts_dir.join("models.yaml"),
+        format!(
+            "models:\n  tiny:\n    fixture: {}\n",
+            fixture.canonicalize().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let list = trials::collect_with(&repo.paths, None, true).unwrap();
+    assert_eq!(list[0].plan, Plan::Run);
+    let done = trials::run(&list[0], &repo.paths);
+    assert_eq!(done.verdict, Verdict::Fail, "{}", done.message);
+    assert!(
+        done.message
+            .contains("first divergence: layer 0, stage qkv_matmul (nmse"),
+        "{}",
+        done.message
+    );
+    let ev = repo.evidence("sp-v1", "FALSIFY-SP-001");
+    let cells = ev.divergence.expect("divergence recorded").cells;
+    assert_eq!(cells.len(), 2, "{cells:?}");
+    assert_eq!(cells[0].stage, "attn_norm");
+    assert_eq!(cells[0].value, 0.0, "attn_norm is exact on both backends");
 }

@@ -7,9 +7,12 @@
 //! runner. A kind without a runner is *planned*: contracts may use it only while PROPOSED,
 //! and it never reports a pass. To add a kind, see `docs/contracts.md` ("Adding a check kind").
 
+pub mod capture;
 pub mod cli;
+pub mod engine;
 pub mod planned;
 pub mod pv_validate;
+pub mod spec;
 
 use std::path::{Path, PathBuf};
 
@@ -139,12 +142,12 @@ pub struct Kind {
 pub static REGISTRY: &[&Kind] = &[
     &planned::APRT_FORMAT,
     &planned::BISECT,
-    &planned::CAPTURE_DETERMINISM,
+    &capture::CAPTURE_DETERMINISM,
     &cli::KIND,
     &planned::LOGIT_PARITY,
     &pv_validate::KIND,
     &planned::ROUTER_INVARIANTS,
-    &planned::STAGE_PARITY,
+    &capture::STAGE_PARITY,
     &planned::THROUGHPUT,
     &planned::TOKEN_PARITY,
     &planned::TOKENIZER_PARITY,

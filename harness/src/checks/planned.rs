@@ -1,96 +1,12 @@
-//! Kinds whose engine features do not exist yet: parameters are declared and validated so
+//! Kinds not runnable yet (the engine feature or the harness runner is missing): parameters are declared and validated so
 //! contracts can be written and checked now, but there is no runner, so a contract using
 //! one must stay PROPOSED (rule CHECK-PLANNED) and its tests report `skip`, never `pass`.
 //! When the engine feature lands, move the kind into its own module with a `run` function.
 
 use serde::Deserialize;
 
-use super::{check_model, check_stages, Availability, Kind, ParamIssue, Tolerance, ValidateCx};
-
-/// One engine run: which model file, in which format, on which backend and thread count.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunSpec {
-    /// Logical model name (contracts/models.yaml); defaults to the test's `requires.model`.
-    #[serde(default)]
-    pub model: Option<String>,
-    /// `gguf` or `apr` (the APR produced by `apr convert` from the GGUF).
-    #[serde(default)]
-    pub format: Option<String>,
-    /// `cpu`, `cpu-ref` or `cuda`.
-    #[serde(default)]
-    pub backend: Option<String>,
-    #[serde(default)]
-    pub threads: Option<usize>,
-    /// A deliberate fault, for bisect self-tests: scale one (layer, stage) output.
-    #[serde(default)]
-    pub inject_fault: Option<Fault>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Fault {
-    pub layer: u32,
-    pub stage: String,
-    pub scale: f64,
-}
-
-/// A (layer, stage) location; `layer` absent for whole-model stages.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Location {
-    #[serde(default)]
-    pub layer: Option<u32>,
-    pub stage: String,
-}
-
-const FORMATS: &[&str] = &["gguf", "apr"];
-const BACKENDS: &[&str] = &["cpu", "cpu-ref", "cuda"];
-const METRICS: &[&str] = &["bit_exact", "max_abs", "rms", "nmse", "cosine", "max_ulp"];
-
-fn check_run(spec: &RunSpec, what: &str, cx: &ValidateCx, issues: &mut Vec<ParamIssue>) {
-    match &spec.model {
-        Some(m) => issues.extend(check_model(m, cx)),
-        None if cx.requires_model.is_none() => issues.push(ParamIssue::params(format!(
-            "{what}: no `model` and the test has no requires.model"
-        ))),
-        None => {}
-    }
-    if let Some(f) = &spec.format {
-        if !FORMATS.contains(&f.as_str()) {
-            issues.push(ParamIssue::params(format!(
-                "{what}: format `{f}` not one of {FORMATS:?}"
-            )));
-        }
-    }
-    if let Some(b) = &spec.backend {
-        if !BACKENDS.contains(&b.as_str()) {
-            issues.push(ParamIssue::params(format!(
-                "{what}: backend `{b}` not one of {BACKENDS:?}"
-            )));
-        }
-    }
-    if spec.threads == Some(0) {
-        issues.push(ParamIssue::params(format!("{what}: threads must be >= 1")));
-    }
-    if let Some(f) = &spec.inject_fault {
-        issues.extend(check_stages(std::slice::from_ref(&f.stage), false));
-    }
-}
-
-fn check_metric(m: &str, issues: &mut Vec<ParamIssue>) {
-    if !METRICS.contains(&m) {
-        issues.push(ParamIssue::params(format!(
-            "metric `{m}` not one of {METRICS:?}"
-        )));
-    }
-}
-
-fn check_tol(t: &Tolerance, issues: &mut Vec<ParamIssue>) {
-    if let Err(e) = t.resolve() {
-        issues.push(e);
-    }
-}
+use super::spec::{check_metric, check_run, check_tol, Location, RunSpec};
+use super::{check_stages, Availability, Kind, ParamIssue, Tolerance, ValidateCx};
 
 macro_rules! planned_kind {
     ($const:ident, $name:literal, $summary:literal, $needs:literal, $params:ty, $sem:expr) => {
@@ -103,89 +19,6 @@ macro_rules! planned_kind {
         };
     };
 }
-
-// ---- capture_determinism -------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CaptureDeterminism {
-    pub stages: Vec<String>,
-    #[serde(default)]
-    pub layers: Vec<u32>,
-    #[serde(default)]
-    pub prompt: Option<String>,
-    /// Repeat runs per thread count (≥ 2).
-    pub runs: u32,
-    /// Thread counts whose captures must be byte-identical to each other.
-    #[serde(default)]
-    pub threads: Vec<usize>,
-    #[serde(default)]
-    pub format: Option<String>,
-    #[serde(default)]
-    pub backend: Option<String>,
-}
-
-planned_kind!(
-    CAPTURE_DETERMINISM,
-    "capture_determinism",
-    "repeat `apr trace --save-tensor` runs (and thread counts); captures byte-identical",
-    "apr trace --save-tensor",
-    CaptureDeterminism,
-    |p: &CaptureDeterminism, cx: &ValidateCx| {
-        let mut i = check_stages(&p.stages, true);
-        if p.runs < 2 && p.threads.len() < 2 {
-            i.push(ParamIssue::params(
-                "capture_determinism: needs runs >= 2 or at least two thread counts",
-            ));
-        }
-        if p.threads.contains(&0) {
-            i.push(ParamIssue::params(
-                "capture_determinism: threads must be >= 1",
-            ));
-        }
-        let spec = RunSpec {
-            model: None,
-            format: p.format.clone(),
-            backend: p.backend.clone(),
-            threads: None,
-            inject_fault: None,
-        };
-        check_run(&spec, "capture_determinism", cx, &mut i);
-        i
-    }
-);
-
-// ---- stage_parity --------------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StageParity {
-    pub a: RunSpec,
-    pub b: RunSpec,
-    pub stages: Vec<String>,
-    #[serde(default)]
-    pub layers: Vec<u32>,
-    #[serde(default)]
-    pub prompt: Option<String>,
-    pub metric: String,
-    pub tolerance: Tolerance,
-}
-
-planned_kind!(
-    STAGE_PARITY,
-    "stage_parity",
-    "two runs captured per (layer, stage); each pair within metric/tolerance",
-    "apr trace --save-tensor and apr diff --values",
-    StageParity,
-    |p: &StageParity, cx: &ValidateCx| {
-        let mut i = check_stages(&p.stages, true);
-        check_run(&p.a, "stage_parity.a", cx, &mut i);
-        check_run(&p.b, "stage_parity.b", cx, &mut i);
-        check_metric(&p.metric, &mut i);
-        check_tol(&p.tolerance, &mut i);
-        i
-    }
-);
 
 // ---- bisect --------------------------------------------------------------------------
 
@@ -207,7 +40,7 @@ planned_kind!(
     BISECT,
     "bisect",
     "`apr bisect` names the expected first divergent (layer, stage), or none",
-    "apr bisect",
+    "a runner for `apr bisect` (the command exists; this check is not written yet)",
     Bisect,
     |p: &Bisect, cx: &ValidateCx| {
         let mut i = Vec::new();
@@ -242,7 +75,7 @@ planned_kind!(
     LOGIT_PARITY,
     "logit_parity",
     "final logits vs committed llama.cpp reference within metric/tolerance; top-1 equal",
-    "model forward pass (apr run --logits)",
+    "a logits dump from the engine (`apr run --logits`) and a runner for it",
     LogitParity,
     |p: &LogitParity, cx: &ValidateCx| {
         let mut i = Vec::new();
@@ -273,7 +106,7 @@ planned_kind!(
     TOKEN_PARITY,
     "token_parity",
     "greedy tokens identical to committed llama.cpp reference",
-    "generation (apr run)",
+    "generation (`apr run`) and a runner for it",
     TokenParity,
     |p: &TokenParity, cx: &ValidateCx| {
         let mut i = Vec::new();
@@ -297,7 +130,7 @@ planned_kind!(
     TOKENIZER_PARITY,
     "tokenizer_parity",
     "token ids identical to committed llama.cpp tokenizer reference",
-    "GGUF tokenizer",
+    "a tokenizer command (`apr tokenize`) and a runner for it",
     TokenizerParity,
     |p: &TokenizerParity, _cx: &ValidateCx| {
         if p.reference.is_empty() {
@@ -321,7 +154,7 @@ planned_kind!(
     WEIGHTS_IDENTICAL,
     "weights_identical",
     "every tensor's bytes identical between two model files (e.g. APR and GGUF)",
-    "APR container (apr convert)",
+    "a runner comparing the tensor bytes of two files (`apr convert` exists; this check is not written yet)",
     WeightsIdentical,
     |p: &WeightsIdentical, cx: &ValidateCx| {
         let mut i = Vec::new();
@@ -351,7 +184,7 @@ planned_kind!(
     APRT_FORMAT,
     "aprt_format",
     "APRT capture header self-describing and parseable; NaN bits and legacy layout",
-    "APRT capture writer/reader",
+    "a runner parsing APRT headers and NaN payloads (the writer exists; this check is not written yet)",
     AprtFormat,
     |p: &AprtFormat, _cx: &ValidateCx| check_stages(&p.stages, true)
 );
@@ -378,7 +211,7 @@ planned_kind!(
     ROUTER_INVARIANTS,
     "router_invariants",
     "MoE router: chosen weights sum to 1 within tolerance and are the softmax top-k",
-    "qwen3moe forward with moe_* stage capture",
+    "a runner recomputing softmax top-k from moe_* captures",
     RouterInvariants,
     |p: &RouterInvariants, _cx: &ValidateCx| {
         let mut i = Vec::new();
@@ -405,7 +238,7 @@ planned_kind!(
     THROUGHPUT,
     "throughput",
     "records prompt/decode tokens per second; gates only with a threshold and APR_PERF=1",
-    "generation (apr run / apr bench)",
+    "generation timing (`apr run` / `apr bench`) and a runner for it",
     Throughput,
     |p: &Throughput, cx: &ValidateCx| {
         let mut i = Vec::new();
