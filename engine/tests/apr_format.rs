@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use apr_engine::apr::{
     self, convert::convert, convert::ConvertError, fnv1a64, AprError, AprFile, HEADER_SIZE,
 };
-use apr_engine::gguf::{GgufError, GgufFile};
+use apr_engine::gguf::{GgufError, GgufFile, GgufValue};
 use apr_engine::model_file::{ModelFile, ModelFileError, ModelFormat};
 
 fn fixtures_dir() -> PathBuf {
@@ -75,7 +75,11 @@ fn open_err(bytes: Vec<u8>) -> String {
 fn assert_same_content(gguf: &GgufFile, m: &ModelFile) {
     assert_eq!(m.version(), gguf.version());
     assert_eq!(m.alignment(), gguf.alignment());
-    assert_eq!(m.metadata(), gguf.metadata(), "metadata differs");
+    assert_eq!(m.metadata().len(), gguf.metadata().len());
+    for ((ka, va), (kb, vb)) in gguf.metadata().iter().zip(m.metadata()) {
+        assert_eq!(ka, kb);
+        assert!(bit_equal(va, vb), "{ka}: {va:?} vs {vb:?}");
+    }
     assert_eq!(m.tensors().len(), gguf.tensors().len());
     for (a, b) in gguf.tensors().iter().zip(m.tensors()) {
         assert_eq!(
@@ -87,6 +91,23 @@ fn assert_same_content(gguf: &GgufFile, m: &ModelFile) {
             "tensor {} bytes differ",
             a.name
         );
+    }
+}
+
+/// Equality that compares floats by bit pattern (NaN payloads, -0.0), recursively.
+fn bit_equal(a: &GgufValue, b: &GgufValue) -> bool {
+    match (a, b) {
+        (GgufValue::F32(x), GgufValue::F32(y)) => x.to_bits() == y.to_bits(),
+        (GgufValue::F64(x), GgufValue::F64(y)) => x.to_bits() == y.to_bits(),
+        (GgufValue::Array(x), GgufValue::Array(y)) => {
+            x.element_type() == y.element_type()
+                && x.len() == y.len()
+                && (0..x.len()).all(|i| match (x.get(i), y.get(i)) {
+                    (Some(p), Some(q)) => bit_equal(&p, &q),
+                    _ => false,
+                })
+        }
+        _ => a == b,
     }
 }
 
@@ -627,4 +648,116 @@ fn verify_file_refuses_gguf() {
         e,
         ModelFileError::Apr(AprError::NotApr { format: "gguf", .. })
     ));
+}
+
+/// gguf-py's all-types file (every value type, nested arrays, every tensor type gguf-py sizes
+/// like ggml), its 64-aligned file, and the GGUF module's v2/v3 writer files: all round-trip
+/// byte for byte through APR.
+#[test]
+fn gguf_py_reference_files_round_trip_through_apr() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gguf");
+    let mut n = 0;
+    for sub in ["reference", "writer"] {
+        for e in std::fs::read_dir(root.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_none_or(|x| x != "gguf") {
+                continue;
+            }
+            let original = std::fs::read(&p).unwrap();
+            let g = GgufFile::from_bytes(original.clone()).unwrap();
+            let m = ModelFile::from_bytes(apr_bytes_of(&p)).unwrap();
+            assert_same_content(&g, &m);
+            assert!(m.verify().unwrap().is_ok());
+            let mut back = Vec::new();
+            apr::write_gguf(&m, &mut back, "<memory>").unwrap();
+            assert!(back == original, "{p:?} not byte-identical");
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "only {n} reference files found");
+}
+
+fn writer_with(alignment: Option<u32>, version: u32) -> apr_engine::gguf::GgufWriter {
+    use apr_engine::gguf::{GgufArray, GgufValue, GgufWriter};
+    use apr_engine::quant::GgmlType;
+    let mut w = GgufWriter::new();
+    w.set_version(version).unwrap();
+    if let Some(a) = alignment {
+        w.add_kv("general.alignment", GgufValue::U32(a)).unwrap();
+    }
+    w.add_kv(
+        "nested",
+        GgufValue::Array(GgufArray::Array(vec![
+            GgufArray::U8(vec![1, 2]),
+            GgufArray::String(vec!["x".into()]),
+        ])),
+    )
+    .unwrap();
+    w.add_kv("nan", GgufValue::F32(f32::from_bits(0x7fc0_0001)))
+        .unwrap();
+    w.add_tensor("scalar", GgmlType::F32, &[], 2.5f32.to_le_bytes().to_vec())
+        .unwrap();
+    w.add_tensor("odd", GgmlType::F16, &[3], vec![1, 2, 3, 4, 5, 6])
+        .unwrap();
+    w.add_tensor("q", GgmlType::Q8_0, &[32, 2], vec![7u8; 68])
+        .unwrap();
+    w
+}
+
+#[test]
+fn alignments_versions_and_edge_tensors_round_trip() {
+    for (alignment, version, apr_alignment) in [
+        (None, 3, 64),
+        (Some(8), 2, 64),
+        (Some(64), 3, 64),
+        (Some(128), 3, 128),
+        (Some(4096), 2, 4096),
+    ] {
+        let original = writer_with(alignment, version).to_bytes().unwrap();
+        let g = GgufFile::from_bytes(original.clone()).unwrap();
+        let m = ModelFile::from_bytes(apr::to_apr_bytes(&g_model(&original)).unwrap()).unwrap();
+        let a = m.as_apr().unwrap();
+        assert_eq!(a.header().alignment, apr_alignment);
+        assert_eq!(a.header().gguf_version, version);
+        assert_eq!(m.alignment(), g.alignment());
+        for t in m.tensors() {
+            assert_eq!(t.file_offset % u64::from(apr_alignment), 0);
+        }
+        // NaN payloads survive: compare bits, not values.
+        let nan = |f: &ModelFile| f.get_f32("nan").unwrap().to_bits();
+        assert_eq!(nan(&m), 0x7fc0_0001);
+        assert!(bit_equal(
+            m.get("nested").unwrap(),
+            g.get("nested").unwrap()
+        ));
+        let mut back = Vec::new();
+        apr::write_gguf(&m, &mut back, "<memory>").unwrap();
+        assert!(back == original, "alignment {alignment:?} v{version}");
+    }
+}
+
+fn g_model(bytes: &[u8]) -> ModelFile {
+    ModelFile::from_bytes(bytes.to_vec()).unwrap()
+}
+
+#[test]
+fn empty_file_and_oversized_alignment() {
+    let w = apr_engine::gguf::GgufWriter::new();
+    let original = w.to_bytes().unwrap();
+    let apr_image = apr::to_apr_bytes(&g_model(&original)).unwrap();
+    let m = ModelFile::from_bytes(apr_image.clone()).unwrap();
+    assert!(m.metadata().is_empty() && m.tensors().is_empty());
+    let h = *m.as_apr().unwrap().header();
+    assert_eq!((h.index_size, h.data_offset, h.data_size), (0, 64, 0));
+    assert_eq!(apr_image.len(), 64);
+    let mut back = Vec::new();
+    apr::write_gguf(&m, &mut back, "<memory>").unwrap();
+    assert_eq!(back, original);
+
+    let big = writer_with(Some(1 << 22), 3).to_bytes().unwrap();
+    let e = apr::to_apr_bytes(&g_model(&big)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "<memory>: cannot write as APR: general.alignment 4194304 exceeds the APR limit 2097152"
+    );
 }
