@@ -317,3 +317,33 @@ fn bad_sampling_parameters_are_errors() {
         &["threads"],
     );
 }
+
+/// The same model as APR (`apr convert`, byte-identical weights) generates the same tokens.
+#[test]
+fn an_apr_file_generates_what_its_gguf_does() {
+    let m = model("qwen2-Q3_K_M");
+    let dir = std::env::temp_dir().join(format!("apr-run-apr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let apr_path = dir.join("qwen2-Q3_K_M.apr");
+    let o = apr(&[
+        "convert",
+        m.to_str().unwrap(),
+        "-o",
+        apr_path.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = |p: &Path| {
+        let v = run_json(&[
+            "run",
+            p.to_str().unwrap(),
+            "-p",
+            "def f(x):",
+            "-n",
+            "8",
+            "--json",
+        ]);
+        (ids(&v["prompt_tokens"]), ids(&v["generated_tokens"]))
+    };
+    assert_eq!(run(&apr_path), run(&m));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -78,8 +78,18 @@ pub fn render(
         .map_err(err)
 }
 
+/// `rendered` without a leading `bos_text` when tokenization will add BOS anyway, so the
+/// prompt does not start with two (llama.cpp common/chat.cpp does the same).
+pub fn strip_bos<'a>(rendered: &'a str, bos_text: &str, adds_bos: bool) -> &'a str {
+    match rendered.strip_prefix(bos_text) {
+        Some(rest) if adds_bos && !bos_text.is_empty() => rest,
+        _ => rendered,
+    }
+}
+
 /// The prompt text for one user message in `file`'s chat template, with the generation
-/// prompt added and the vocabulary's BOS/EOS texts as `bos_token` / `eos_token`.
+/// prompt added and the vocabulary's BOS/EOS texts as `bos_token` / `eos_token`; a
+/// leading BOS text is dropped when the vocabulary adds BOS itself ([`strip_bos`]).
 pub fn user_prompt(
     file: &GgufFile,
     tokenizer: &Tokenizer,
@@ -91,13 +101,15 @@ pub fn user_prompt(
             .unwrap_or("")
             .to_owned()
     };
-    render(
+    let bos = special(tokenizer.bos());
+    let rendered = render(
         template,
         &[Message::user(text)],
         true,
-        &special(tokenizer.bos()),
+        &bos,
         &special(tokenizer.eos()),
-    )
+    )?;
+    Ok(strip_bos(&rendered, &bos, tokenizer.adds_bos()).to_owned())
 }
 
 #[cfg(test)]
@@ -132,6 +144,17 @@ mod tests {
         let t = "{{ bos_token }}{{ messages[0].content.strip() }}{% if messages[0].content.startswith(' x') %}!{% endif %}{{ eos_token }}";
         let out = render(t, &[Message::user(" x ")], true, "<s>", "</s>").unwrap();
         assert_eq!(out, "<s>x!</s>");
+    }
+
+    #[test]
+    fn a_template_written_bos_is_dropped_only_when_tokenization_adds_one() {
+        let t = "{{ bos_token }}[INST] {{ messages[0].content }} [/INST]";
+        let out = render(t, &[Message::user("Hi")], true, "<s>", "</s>").unwrap();
+        assert_eq!(out, "<s>[INST] Hi [/INST]");
+        assert_eq!(strip_bos(&out, "<s>", true), "[INST] Hi [/INST]");
+        assert_eq!(strip_bos(&out, "<s>", false), out);
+        assert_eq!(strip_bos(&out, "", true), out);
+        assert_eq!(strip_bos("x<s>", "<s>", true), "x<s>");
     }
 
     #[test]

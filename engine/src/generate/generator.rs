@@ -66,18 +66,14 @@ pub fn load_tokenizer(model: &Model) -> Result<(Tokenizer, Option<String>), Gene
     }
 }
 
-/// The prompt's tokens: special-token text parsed, BOS added as the vocabulary asks
-/// (not twice, if the text already starts with it). An empty prompt is an error.
+/// The prompt's tokens as llama-cli makes them: special-token text parsed, BOS added as
+/// the vocabulary asks (a prompt that spells out BOS itself gets two, as in llama.cpp;
+/// chat prompts avoid that, see [`super::chat::user_prompt`]). An empty prompt is an error.
 pub fn encode_prompt(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>, GenerateError> {
     if text.is_empty() {
         return Err(GenerateError::EmptyPrompt);
     }
-    let mut tokens = tokenizer.encode(text, true, true);
-    if let (true, Some(bos)) = (tokenizer.adds_bos(), tokenizer.bos()) {
-        if tokens.len() >= 2 && tokens[0] == bos && tokens[1] == bos {
-            tokens.remove(0);
-        }
-    }
+    let tokens = tokenizer.encode(text, true, true);
     if tokens.is_empty() {
         return Err(GenerateError::EmptyPrompt);
     }

@@ -15,7 +15,7 @@ use crate::model::{Backend, Model};
 /// `apr run`'s arguments (flag names follow llama-cli where it has the same flag).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// The model file (GGUF).
+    /// The model file (GGUF, or APR: both are read through ModelFile).
     pub model: PathBuf,
     /// The prompt; special-token text such as <|im_start|> is parsed into its token.
     #[arg(short = 'p', long = "prompt")]
