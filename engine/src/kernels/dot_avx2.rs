@@ -79,6 +79,13 @@ pub(super) unsafe fn f16x8(h: [f16; 8]) -> __m256 {
     _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i))
 }
 
+/// One f16 widened with F16C (exact, as `f16::to_f32`, without its run-time dispatch).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn f16_to_f32(h: f16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
+}
+
 /// i8 × i8 dot of 32 pairs as 8 partial i32 sums. `y` must not hold −128.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -290,10 +297,10 @@ unsafe fn pair_scales(sc: __m128i, p: usize) -> __m256i {
 }
 
 /// The 8 scales (bytes 0..8) and 8 mins (bytes 8..16) of a Q4_K/Q5_K super-block, unpacked
-/// with 32-bit masks instead of 16 calls of `get_scale_min_k4` (same layout; checked against
+/// as four little-endian words, with 32-bit masks instead of 16 calls of `get_scale_min_k4` (same layout; checked against
 /// `quant::scales_mins_k4` by a unit test below).
-#[inline]
-fn k4_scales_mins_packed(q: &[u8; 12]) -> [u8; 16] {
+#[inline(always)]
+fn k4_scales_mins_words(q: &[u8; 12]) -> [u32; 4] {
     const LOW6: u32 = 0x3f3f_3f3f;
     const LOW4: u32 = 0x0f0f_0f0f;
     const LOW2: u32 = 0x0303_0303;
@@ -305,12 +312,7 @@ fn k4_scales_mins_packed(q: &[u8; 12]) -> [u8; 16] {
     let sc_hi = (c & LOW4) | (((a >> 6) & LOW2) << 4);
     let mn_lo = b & LOW6;
     let mn_hi = ((c >> 4) & LOW4) | (((b >> 6) & LOW2) << 4);
-    let mut out = [0u8; 16];
-    out[0..4].copy_from_slice(&sc_lo.to_le_bytes());
-    out[4..8].copy_from_slice(&sc_hi.to_le_bytes());
-    out[8..12].copy_from_slice(&mn_lo.to_le_bytes());
-    out[12..16].copy_from_slice(&mn_hi.to_le_bytes());
-    out
+    [sc_lo, sc_hi, mn_lo, mn_hi]
 }
 
 /// Byte masks for `_mm256_shuffle_epi8` that broadcast i16 word w of a 128-bit lane.
@@ -333,8 +335,9 @@ static WORD_MASKS: [[u8; 32]; 8] = {
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn k4_scales_and_min(xs: &[u8; 12], bsums: &[i16; 16]) -> (__m256i, i32) {
-    let packed = k4_scales_mins_packed(xs);
-    let sm = _mm256_cvtepu8_epi16(_mm_loadu_si128(packed.as_ptr() as *const __m128i));
+    let [a, b, c, d] = k4_scales_mins_words(xs);
+    let packed = _mm_set_epi32(d as i32, c as i32, b as i32, a as i32);
+    let sm = _mm256_cvtepu8_epi16(packed);
     let bs = _mm256_loadu_si256(bsums.as_ptr() as *const __m256i);
     let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
     let prod = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pairs);
@@ -352,6 +355,14 @@ unsafe fn k4_scale(scales: __m256i, w: usize) -> __m256i {
         scales,
         _mm256_loadu_si256(WORD_MASKS[w].as_ptr() as *const __m256i),
     )
+}
+
+/// Σ_j sc_j·bsum_j over the 16 sub-blocks: 16 i8 scales times the activation bsums (exact).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn scaled_bsums(sc: __m128i, bsums: &[i16; 16]) -> i32 {
+    let bs = _mm256_loadu_si256(bsums.as_ptr() as *const __m256i);
+    hsum_i32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), bs))
 }
 
 /// Q2_K · Q8_K.
@@ -381,12 +392,18 @@ pub unsafe fn vec_dot_q2_k_q8_k(x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
         for j in 0..16 {
             imin += (xb.scales[j] >> 4) as i32 * yb.bsums[j] as i32;
         }
-        lanes[i % LANES] += block_k_min(yb.d, xb.d, xb.dmin, hsum_i32(sumi), imin);
+        lanes[i % LANES] += block_k_min(
+            yb.d,
+            f16_to_f32(xb.d),
+            f16_to_f32(xb.dmin),
+            hsum_i32(sumi),
+            imin,
+        );
     }
     reduce_lanes(&lanes)
 }
 
-/// Q3_K · Q8_K: q' = low 2 bits + 4·hmask bit (0..7), Σ(q' − 4)·y as two `maddubs`.
+/// Q3_K · Q8_K: q' = low 2 bits + 4·hmask bit (0..7), the −4 offset through the bsums.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -410,13 +427,14 @@ pub unsafe fn vec_dot_q3_k_q8_k(x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
                 let set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
                 let q = _mm256_or_si256(low, _mm256_and_si256(set, four));
                 let yv = load256i(yb.qs.as_ptr().add(128 * n + 32 * k));
-                let p16 =
-                    _mm256_sub_epi16(_mm256_maddubs_epi16(q, yv), _mm256_maddubs_epi16(four, yv));
+                let p16 = _mm256_maddubs_epi16(q, yv);
                 let s16 = pair_scales(sc, 4 * n + k);
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s16));
             }
         }
-        lanes[i % LANES] += block_k(yb.d, xb.d, hsum_i32(sumi));
+        // Σ_j sc_j·Σ(q' − 4)·y = Σ_j sc_j·Σq'·y − 4·Σ_j sc_j·bsum_j (exact).
+        let isum = hsum_i32(sumi) - 4 * scaled_bsums(sc, &yb.bsums);
+        lanes[i % LANES] += block_k(yb.d, f16_to_f32(xb.d), isum);
     }
     reduce_lanes(&lanes)
 }
@@ -443,7 +461,13 @@ pub unsafe fn vec_dot_q4_k_q8_k(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
             let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yh), k4_scale(scales, 2 * j + 1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
-        lanes[i % LANES] += block_k_min(yb.d, xb.d, xb.dmin, hsum_i32(sumi), imin);
+        lanes[i % LANES] += block_k_min(
+            yb.d,
+            f16_to_f32(xb.d),
+            f16_to_f32(xb.dmin),
+            hsum_i32(sumi),
+            imin,
+        );
     }
     reduce_lanes(&lanes)
 }
@@ -479,12 +503,18 @@ pub unsafe fn vec_dot_q5_k_q8_k(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
             let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yh), k4_scale(scales, 2 * j + 1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
-        lanes[i % LANES] += block_k_min(yb.d, xb.d, xb.dmin, hsum_i32(sumi), imin);
+        lanes[i % LANES] += block_k_min(
+            yb.d,
+            f16_to_f32(xb.d),
+            f16_to_f32(xb.dmin),
+            hsum_i32(sumi),
+            imin,
+        );
     }
     reduce_lanes(&lanes)
 }
 
-/// Q6_K · Q8_K: q (0..63) from 4 low + 2 high bits, Σ(q − 32)·y as two `maddubs`.
+/// Q6_K · Q8_K: q (0..63) from 4 low + 2 high bits, the −32 offset through the bsums.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
@@ -492,7 +522,6 @@ pub unsafe fn vec_dot_q5_k_q8_k(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
 pub unsafe fn vec_dot_q6_k_q8_k(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
     let y = &y[..x.len()];
     let m4 = _mm256_set1_epi8(0x0F);
-    let m32 = _mm256_set1_epi8(32);
     let mut lanes = [0f32; LANES];
     for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
         let sc = _mm_loadu_si128(xb.scales.as_ptr() as *const __m128i);
@@ -521,13 +550,14 @@ pub unsafe fn vec_dot_q6_k_q8_k(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
             ];
             for (p, &qp) in q.iter().enumerate() {
                 let yv = load256i(yb.qs.as_ptr().add(128 * n + 32 * p));
-                let p16 =
-                    _mm256_sub_epi16(_mm256_maddubs_epi16(qp, yv), _mm256_maddubs_epi16(m32, yv));
+                let p16 = _mm256_maddubs_epi16(qp, yv);
                 let s16 = pair_scales(sc, 4 * n + p);
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s16));
             }
         }
-        lanes[i % LANES] += block_k(yb.d, xb.d, hsum_i32(sumi));
+        // Σ_j sc_j·Σ(q − 32)·y = Σ_j sc_j·Σq·y − 32·Σ_j sc_j·bsum_j (exact).
+        let isum = hsum_i32(sumi) - 32 * scaled_bsums(sc, &yb.bsums);
+        lanes[i % LANES] += block_k(yb.d, f16_to_f32(xb.d), isum);
     }
     reduce_lanes(&lanes)
 }
@@ -601,7 +631,8 @@ mod tests {
             let mut q = [0u8; 12];
             rng.fill(&mut q);
             let (sc, mn) = scales_mins_k4(&q);
-            let p = k4_scales_mins_packed(&q);
+            let w = k4_scales_mins_words(&q);
+            let p: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
             assert_eq!((&p[..8], &p[8..]), (&sc[..], &mn[..]), "{q:?}");
         }
     }

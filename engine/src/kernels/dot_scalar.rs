@@ -281,16 +281,17 @@ pub(crate) fn block_dm(dx: f16, m: f16, dy: f16, s: f16, isum: i32) -> f32 {
     (dx.to_f32() * dy.to_f32()) * isum as f32 + m.to_f32() * s.to_f32()
 }
 
-/// Super-block value of Q2_K, Q4_K, Q5_K: `(yd·d)·isum − (yd·dmin)·imin`.
-#[inline]
-pub(crate) fn block_k_min(yd: f32, d: f16, dmin: f16, isum: i32, imin: i32) -> f32 {
-    (yd * d.to_f32()) * isum as f32 - (yd * dmin.to_f32()) * imin as f32
+/// Super-block value of Q2_K, Q4_K, Q5_K: `(yd·d)·isum − (yd·dmin)·imin` (`d`, `dmin` the
+/// f16 scales widened exactly).
+#[inline(always)]
+pub(crate) fn block_k_min(yd: f32, d: f32, dmin: f32, isum: i32, imin: i32) -> f32 {
+    (yd * d) * isum as f32 - (yd * dmin) * imin as f32
 }
 
 /// Super-block value of Q3_K, Q6_K: `(yd·d)·isum`.
-#[inline]
-pub(crate) fn block_k(yd: f32, d: f16, isum: i32) -> f32 {
-    (yd * d.to_f32()) * isum as f32
+#[inline(always)]
+pub(crate) fn block_k(yd: f32, d: f32, isum: i32) -> f32 {
+    (yd * d) * isum as f32
 }
 
 // ---------------------------------------------------------------------------------------
@@ -347,14 +348,14 @@ pub fn vec_dot_q2_k_q8_k(x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
     assert_eq!(x.len(), y.len(), "block count mismatch");
     lanes_sum(x.len(), |i| {
         let (isum, imin) = isum_q2_k(&x[i], &y[i]);
-        block_k_min(y[i].d, x[i].d, x[i].dmin, isum, imin)
+        block_k_min(y[i].d, x[i].d.to_f32(), x[i].dmin.to_f32(), isum, imin)
     })
 }
 
 pub fn vec_dot_q3_k_q8_k(x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
     assert_eq!(x.len(), y.len(), "block count mismatch");
     lanes_sum(x.len(), |i| {
-        block_k(y[i].d, x[i].d, isum_q3_k(&x[i], &y[i]))
+        block_k(y[i].d, x[i].d.to_f32(), isum_q3_k(&x[i], &y[i]))
     })
 }
 
@@ -362,7 +363,7 @@ pub fn vec_dot_q4_k_q8_k(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
     assert_eq!(x.len(), y.len(), "block count mismatch");
     lanes_sum(x.len(), |i| {
         let (isum, imin) = isum_q4_k(&x[i], &y[i]);
-        block_k_min(y[i].d, x[i].d, x[i].dmin, isum, imin)
+        block_k_min(y[i].d, x[i].d.to_f32(), x[i].dmin.to_f32(), isum, imin)
     })
 }
 
@@ -370,14 +371,14 @@ pub fn vec_dot_q5_k_q8_k(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
     assert_eq!(x.len(), y.len(), "block count mismatch");
     lanes_sum(x.len(), |i| {
         let (isum, imin) = isum_q5_k(&x[i], &y[i]);
-        block_k_min(y[i].d, x[i].d, x[i].dmin, isum, imin)
+        block_k_min(y[i].d, x[i].d.to_f32(), x[i].dmin.to_f32(), isum, imin)
     })
 }
 
 pub fn vec_dot_q6_k_q8_k(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
     assert_eq!(x.len(), y.len(), "block count mismatch");
     lanes_sum(x.len(), |i| {
-        block_k(y[i].d, x[i].d, isum_q6_k(&x[i], &y[i]))
+        block_k(y[i].d, x[i].d.to_f32(), isum_q6_k(&x[i], &y[i]))
     })
 }
 
