@@ -72,7 +72,10 @@ fn greedy_generation_reproduces_llama_cpp_where_its_margins_are_clear() {
                 sampling: SamplingParams::default(),
             };
             assert!(SamplingParams::default().is_greedy());
-            let gen = generate(&model, &tokenizer, &tokens, &opts, &mut |_| {}).unwrap();
+            let gen = generate(&model, &tokenizer, &tokens, &opts, &mut |_| {
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
             // Our loop stops at an end-of-generation token; llama.cpp's list goes on.
             let got: Vec<u32> = gen.tokens.iter().copied().chain(gen.eog_token).collect();
             let want = &want[..got.len().min(STEPS)];

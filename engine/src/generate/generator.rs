@@ -2,6 +2,7 @@
 //! decode one token at a time through the KV cache until an end-of-generation token or
 //! the token budget.
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -98,6 +99,8 @@ pub enum StopReason {
     Eog,
     /// `n_predict` tokens were generated.
     Length,
+    /// The text callback asked to stop (e.g. its output was closed).
+    Stopped,
 }
 
 /// The result of one generation.
@@ -137,13 +140,14 @@ pub fn tokens_per_s(n: usize, t: Duration) -> Option<f64> {
 }
 
 /// Generate from `prompt` (token ids), calling `on_text` with each piece of text as soon
-/// as it is complete UTF-8 (llama.cpp's `token_to_piece` without special tokens).
+/// as it is complete UTF-8 (llama.cpp's `token_to_piece` without special tokens);
+/// `on_text` returning `Break` ends the generation there ([`StopReason::Stopped`]).
 pub fn generate(
     model: &Model,
     tokenizer: &Tokenizer,
     prompt: &[u32],
     opts: &GenerateOptions,
-    on_text: &mut dyn FnMut(&str),
+    on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
 ) -> Result<Generation, GenerateError> {
     if prompt.is_empty() {
         return Err(GenerateError::EmptyPrompt);
@@ -174,10 +178,11 @@ pub fn generate(
     let mut stream = Utf8Stream::new();
     let mut text = String::new();
     let mut emit = |piece: String, text: &mut String| {
-        if !piece.is_empty() {
-            on_text(&piece);
-            text.push_str(&piece);
+        if piece.is_empty() {
+            return ControlFlow::Continue(());
         }
+        text.push_str(&piece);
+        on_text(&piece)
     };
     let mut stop = StopReason::Length;
     let mut eog_token = None;
@@ -191,14 +196,20 @@ pub fn generate(
         }
         tokens.push(id);
         history.push(id);
-        emit(stream.push(&tokenizer.token_bytes(id, false)), &mut text);
+        if emit(stream.push(&tokenizer.token_bytes(id, false)), &mut text).is_break() {
+            stop = StopReason::Stopped;
+            break;
+        }
         if tokens.len() == opts.n_predict {
             break;
         }
         logits = model.forward(&[id], &mut cache, &mut obs, Logits::Last)?;
         decode_evals += 1;
     }
-    emit(stream.finish(), &mut text);
+    if stop != StopReason::Stopped {
+        // Nothing follows the last piece, so whether it asks to stop does not matter.
+        let _ = emit(stream.finish(), &mut text);
+    }
     Ok(Generation {
         prompt_tokens: prompt.to_vec(),
         tokens,

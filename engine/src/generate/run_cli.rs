@@ -3,6 +3,7 @@
 //! arguments into [`RunArgs`] and calls [`main`].
 
 use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -154,15 +155,19 @@ pub fn run(
             sampling,
         };
         let gen = if args.json {
-            generate(&model, &tokenizer, &prompt, &opts, &mut |_| {})?
+            generate(&model, &tokenizer, &prompt, &opts, &mut |_| {
+                ControlFlow::Continue(())
+            })?
         } else {
             let mut write_err = None;
             let gen = generate(&model, &tokenizer, &prompt, &opts, &mut |piece| {
-                if write_err.is_none() {
-                    write_err = out
-                        .write_all(piece.as_bytes())
-                        .and_then(|_| out.flush())
-                        .err();
+                // A closed stdout (e.g. `| head`) ends the generation at once.
+                match out.write_all(piece.as_bytes()).and_then(|_| out.flush()) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => {
+                        write_err = Some(e);
+                        ControlFlow::Break(())
+                    }
                 }
             })?;
             if let Some(e) = write_err {
@@ -236,6 +241,7 @@ impl Report<'_> {
             match self.gen.stop {
                 super::StopReason::Eog => "end of generation",
                 super::StopReason::Length => "-n reached",
+                super::StopReason::Stopped => "output closed",
             },
             if self.args.temperature <= 0.0 {
                 "greedy".to_owned()
