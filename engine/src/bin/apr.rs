@@ -16,7 +16,7 @@ enum Command {
     Run(apr_engine::generate::run_cli::RunArgs),
     /// Print a model file's metadata and tensor table.
     Inspect {
-        /// The GGUF model file.
+        /// The model file (GGUF or APR).
         model: std::path::PathBuf,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -208,16 +208,25 @@ fn main() -> std::process::ExitCode {
 
 /// `apr inspect`: the metadata and tensor table; errors name the file and the reason.
 fn inspect(model: &std::path::Path, json: bool) -> std::process::ExitCode {
-    use apr_engine::gguf::{inspect, GgufFile};
-    let file = match GgufFile::open(model) {
+    use apr_engine::gguf::inspect;
+    let file = match apr_engine::model_file::ModelFile::open(model) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("apr inspect: error: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Some(apr) = file.as_apr() {
+        if !json {
+            println!(
+                "container: APR (tensor data aligned to {} bytes; `apr inspect --verify` checks its checksums); the content below is the GGUF it holds",
+                apr.header().alignment
+            );
+        }
+    }
+    let file = file.as_gguf();
     if json {
-        match serde_json::to_string_pretty(&inspect::to_json(&file)) {
+        match serde_json::to_string_pretty(&inspect::to_json(file)) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!(
@@ -228,7 +237,7 @@ fn inspect(model: &std::path::Path, json: bool) -> std::process::ExitCode {
             }
         }
     } else {
-        print!("{}", inspect::to_text(&file));
+        print!("{}", inspect::to_text(file));
     }
     std::process::ExitCode::SUCCESS
 }
