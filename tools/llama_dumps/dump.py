@@ -257,6 +257,20 @@ def as_positions(node: dict, n_tokens: int) -> np.ndarray:
     return v.reshape(positions, features)
 
 
+# The weight each named matrix product must use (a second check of the mapping).
+MATMUL_WEIGHT = {
+    "ffn_gate": "blk.{il}.ffn_gate.weight",
+    "ffn_up": "blk.{il}.ffn_up.weight",
+    "ffn_out": "blk.{il}.ffn_down.weight",
+    "ffn_moe_logits": "blk.{il}.ffn_gate_inp.weight",
+}
+
+
+def check_weight(node: dict, weight: str) -> None:
+    if node["src0"] != weight:
+        raise ValueError(f"{node['name']} ({node['op']}): weight {node['src0']}, expected {weight}")
+
+
 def map_stages(nodes: list[dict], n_tokens: int) -> dict[tuple[int | None, str], np.ndarray]:
     """llama.cpp's nodes → our (layer, stage) tensors. Raises on anything unexpected."""
     out: dict[tuple[int | None, str], np.ndarray] = {}
@@ -277,19 +291,24 @@ def map_stages(nodes: list[dict], n_tokens: int) -> dict[tuple[int | None, str],
             want_op, stage = whole[base]
             if op != want_op:
                 raise ValueError(f"{name}: op {op}, expected {want_op}")
+            if base == "result_output" and src0 not in ("output.weight", "token_embd.weight"):
+                raise ValueError(f"{name}: weight {src0}")
             put(None, stage, as_positions(node, n_tokens))
             continue
-        if op == "MUL_MAT" and re.fullmatch(rf"blk\.{il}\.attn_output\.weight", src0 or "") and il is not None:
-            put(il, "attn_out", as_positions(node, n_tokens))
-            continue
-        if m is None and op == "MUL_MAT" and (mm := re.fullmatch(r"blk\.(\d+)\.attn_output\.weight", src0)):
-            put(int(mm.group(1)), "attn_out", as_positions(node, n_tokens))
+        # attn_out: the wo product, found by its weight (qwen2/qwen3/qwen3moe leave it
+        # unnamed; llama names this same node attn_out-L).
+        wo = re.fullmatch(r"blk\.(\d+)\.attn_output\.weight", src0) if op == "MUL_MAT" else None
+        if wo:
+            if base not in ("attn_out", "") and not base.startswith("node_"):
+                raise ValueError(f"wo product named {name}")
+            put(int(wo.group(1)), "attn_out", as_positions(node, n_tokens))
             continue
         if il is None:
             continue
         if base in ("Qcur", "Kcur", "Vcur"):
             part = base[0].lower()
             if op == "MUL_MAT":
+                check_weight(node, f"blk.{il}.attn_{part}.weight")
                 qkv.setdefault((il, "qkv_matmul"), {})[part] = as_positions(node, n_tokens)
             elif op == "ADD":
                 qkv.setdefault((il, "qkv_bias"), {})[part] = as_positions(node, n_tokens)
@@ -315,12 +334,14 @@ def map_stages(nodes: list[dict], n_tokens: int) -> dict[tuple[int | None, str],
             "l_out": ("ADD", ["post_ffn_residual", "layer_output"]),
         }
         if base == "attn_out":
-            continue  # llama names the wo product attn_out; taken above by its weight
+            raise ValueError(f"{name} ({op}) is not the wo product (an output bias?)")
         if base not in simple:
             raise ValueError(f"unmapped llama.cpp tensor {name} ({op})")
         want_op, stages = simple[base]
         if op != want_op:
             raise ValueError(f"{name}: op {op}, expected {want_op}")
+        if base in MATMUL_WEIGHT:
+            check_weight(node, MATMUL_WEIGHT[base].format(il=il))
         value = as_positions(node, n_tokens)
         for stage in stages:
             put(il, stage, value)
