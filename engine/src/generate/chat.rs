@@ -157,6 +157,67 @@ mod tests {
         assert_eq!(strip_bos("x<s>", "<s>", true), "x<s>");
     }
 
+    /// A Qwen3-style template (namespace, reversed slice, loop.index0, `is string`,
+    /// `is defined`, Python string methods, `{% break %}`, `{%-` whitespace control).
+    const QWEN3_STYLE: &str = r#"{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}
+{%- for message in messages[::-1] %}
+    {%- set index = (messages|length - 1) - loop.index0 %}
+    {%- if ns.multi_step_tool and message.role == "user" and message.content is string and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}
+        {%- set ns.multi_step_tool = false %}
+        {%- set ns.last_query_index = index %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- if message.content is string %}
+        {%- set content = message.content %}
+    {%- else %}
+        {%- set content = '' %}
+    {%- endif %}
+    {%- if message.role == "user" or message.role == "system" %}
+        {{- '<|im_start|>' + message.role + '\n' + content + '<|im_end|>' + '\n' }}
+    {%- elif message.role == "assistant" %}
+        {%- if '</think>' in content %}
+            {%- set content = content.split('</think>')[-1].lstrip('\n') %}
+        {%- endif %}
+        {{- '<|im_start|>' + message.role + '\n' + content.strip() }}
+        {{- '<|im_end|>\n' }}
+    {%- endif %}
+    {%- if loop.last %}{% break %}{% endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\n\n</think>\n\n' }}
+    {%- endif %}
+{%- endif %}
+{{- '[' ~ ns.last_query_index ~ bos_token ~ ']' }}
+"#;
+
+    /// The expected text is Python jinja2 3.1.6's rendering with transformers' settings
+    /// (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols) of the
+    /// same template and messages.
+    #[test]
+    fn a_qwen3_style_template_renders_as_jinja2_does() {
+        let m = |role: &str, content: &str| Message {
+            role: role.to_owned(),
+            content: content.to_owned(),
+        };
+        let messages = [
+            m("system", "Be brief."),
+            m("user", "2+2?"),
+            m("assistant", "<think>\nadd\n</think>\n\n 4 "),
+            m("user", "<tool_response>x</tool_response>"),
+        ];
+        let out = render(QWEN3_STYLE, &messages, true, "<s>", "</s>").unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n\
+             <|im_start|>assistant\n4<|im_end|>\n\
+             <|im_start|>user\n<tool_response>x</tool_response><|im_end|>\n\
+             <|im_start|>assistant\n[1<s>]"
+        );
+    }
+
     #[test]
     fn raise_exception_and_syntax_errors_are_errors() {
         let t = "{{ raise_exception('only user turns') }}";
