@@ -263,3 +263,36 @@ fn stage_parity_beyond_tolerance_fails_with_first_divergence() {
     assert_eq!(cells[0].stage, "attn_norm");
     assert_eq!(cells[0].value, 0.0, "attn_norm is exact on both backends");
 }
+
+/// A bisect expectation that does not hold fails and says what bisect found instead.
+#[test]
+fn bisect_with_wrong_expectation_fails() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models/llama-Q4_0.gguf");
+    let t = concat!(
+        "  - id: FALSIFY-BI-001\n    rule: r\n    prediction: bisect names layer 2\n    test: t\n",
+        "    if_fails: f\n    check:\n      kind: bisect\n      a: {backend: cpu}\n",
+        "      b: {backend: cpu, inject_fault: {layer: 3, stage: ffn_gate, scale: 1.36}}\n",
+        "      metric: nmse\n      tolerance: ggml_mul_mat_nmse\n",
+        "      expect_first_divergence: {layer: 2, stage: ffn_gate}\n",
+        "    requires:\n      model: tiny\n"
+    );
+    let repo = TempRepo::new("bisect", &[("bi-v1.yaml", &contract("bi-v1", "DRAFT", t))]);
+    std::fs::write(
+        repo.paths.contracts_dir.join("models.yaml"),
+        format!(
+            "models:\n  tiny:\n    fixture: {}\n",
+            fixture.canonicalize().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let list = trials::collect_with(&repo.paths, None, true).unwrap();
+    let done = trials::run(&list[0], &repo.paths);
+    assert_eq!(done.verdict, Verdict::Fail, "{}", done.message);
+    assert!(
+        done.message
+            .contains("first divergence layer 3 ffn_gate, expected layer 2 ffn_gate"),
+        "{}",
+        done.message
+    );
+}

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::spec::{check_metric, check_run, check_tol, Location, RunSpec};
+use super::spec::{check_metric, check_run, check_tol, RunSpec};
 use super::{check_stages, Availability, Kind, ParamIssue, Tolerance, ValidateCx};
 
 macro_rules! planned_kind {
@@ -19,41 +19,6 @@ macro_rules! planned_kind {
         };
     };
 }
-
-// ---- bisect --------------------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Bisect {
-    pub a: RunSpec,
-    pub b: RunSpec,
-    #[serde(default)]
-    pub prompt: Option<String>,
-    pub metric: String,
-    pub tolerance: Tolerance,
-    /// The first divergent (layer, stage) `apr bisect` must name; absent = no divergence.
-    #[serde(default)]
-    pub expect_first_divergence: Option<Location>,
-}
-
-planned_kind!(
-    BISECT,
-    "bisect",
-    "`apr bisect` names the expected first divergent (layer, stage), or none",
-    "a runner for `apr bisect` (the command exists; this check is not written yet)",
-    Bisect,
-    |p: &Bisect, cx: &ValidateCx| {
-        let mut i = Vec::new();
-        check_run(&p.a, "bisect.a", cx, &mut i);
-        check_run(&p.b, "bisect.b", cx, &mut i);
-        check_metric(&p.metric, &mut i);
-        check_tol(&p.tolerance, &mut i);
-        if let Some(l) = &p.expect_first_divergence {
-            i.extend(check_stages(std::slice::from_ref(&l.stage), false));
-        }
-        i
-    }
-);
 
 // ---- logit / token / tokenizer parity ------------------------------------------------
 
