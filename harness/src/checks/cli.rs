@@ -13,7 +13,7 @@
 //!   files_absent: ["{scratch}/out/layer-0"]          # must not exist afterwards
 //! ```
 //! Placeholders in `args`, `env` values and `files`: `{model}` (the resolved
-//! `requires.model`), `{scratch}` (an empty directory private to the trial), `{repo}`,
+//! `requires.model`; with `model_format: apr`, its `apr convert` output), `{scratch}` (an empty directory private to the trial), `{repo}`,
 //! `{contracts}`.
 
 use std::collections::BTreeMap;
@@ -63,6 +63,9 @@ struct Params {
     env: BTreeMap<String, String>,
     #[serde(default)]
     timeout_s: Option<u64>,
+    /// `apr`: `{model}` is the model converted with `apr convert` into the scratch directory.
+    #[serde(default)]
+    model_format: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -145,6 +148,16 @@ fn validate(params: &serde_yaml::Value, cx: &ValidateCx) -> Vec<ParamIssue> {
                 }
             }
         }
+        if let Some(f) = &p.model_format {
+            if f != "apr" && f != "gguf" {
+                issues.push(ParamIssue::params(format!(
+                    "cli: model_format `{f}` is not apr or gguf"
+                )));
+            }
+            if cx.requires_model.is_none() {
+                issues.push(ParamIssue::params("cli: model_format needs requires.model"));
+            }
+        }
         if p.timeout_s == Some(0) {
             issues.push(ParamIssue::params("cli: timeout_s must be > 0"));
         }
@@ -180,6 +193,24 @@ fn expand(s: &str, cx: &RunCx) -> String {
 fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
     let p: Params = super::typed("cli", params).map_err(|e| e.message)?;
     let bin = crate::bins::locate(&p.bin)?;
+    let converted;
+    let mut cx_model = cx.model.cloned();
+    if let (Some(fmt), Some(m)) = (&p.model_format, cx.model) {
+        let spec = super::spec::RunSpec {
+            format: Some(fmt.clone()),
+            ..Default::default()
+        };
+        converted = super::engine::resolve(&spec, cx, "cli")?;
+        cx_model = Some(crate::models::ResolvedModel {
+            path: converted.path.clone(),
+            ..m.clone()
+        });
+    }
+    let cx = &RunCx {
+        model: cx_model.as_ref(),
+        scratch: cx.scratch.clone(),
+        ..*cx
+    };
     let args: Vec<String> = p.args.iter().map(|a| expand(a, cx)).collect();
     let mut cmd = Command::new(&bin);
     cmd.args(&args)

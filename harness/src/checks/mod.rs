@@ -7,6 +7,7 @@
 //! runner. A kind without a runner is *planned*: contracts may use it only while PROPOSED,
 //! and it never reports a pass. To add a kind, see `docs/contracts.md` ("Adding a check kind").
 
+pub mod aprt;
 pub mod bisect;
 pub mod capture;
 pub mod cli;
@@ -141,7 +142,7 @@ pub struct Kind {
 
 /// Every known kind, sorted by name.
 pub static REGISTRY: &[&Kind] = &[
-    &planned::APRT_FORMAT,
+    &aprt::KIND,
     &bisect::KIND,
     &capture::CAPTURE_DETERMINISM,
     &cli::KIND,

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::spec::{check_metric, check_run, check_tol, RunSpec};
-use super::{check_stages, Availability, Kind, ParamIssue, Tolerance, ValidateCx};
+use super::{Availability, Kind, ParamIssue, Tolerance, ValidateCx};
 
 macro_rules! planned_kind {
     ($const:ident, $name:literal, $summary:literal, $needs:literal, $params:ty, $sem:expr) => {
@@ -127,31 +127,6 @@ planned_kind!(
         check_run(&p.b, "weights_identical.b", cx, &mut i);
         i
     }
-);
-
-// ---- aprt_format ---------------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AprtFormat {
-    pub stages: Vec<String>,
-    #[serde(default)]
-    pub layers: Vec<u32>,
-    /// Also check the reader accepts the anchor's 12-byte legacy layout.
-    #[serde(default)]
-    pub legacy_layout: bool,
-    /// Check NaN payload bits survive a round trip.
-    #[serde(default)]
-    pub nan_bits: bool,
-}
-
-planned_kind!(
-    APRT_FORMAT,
-    "aprt_format",
-    "APRT capture header self-describing and parseable; NaN bits and legacy layout",
-    "a runner parsing APRT headers and NaN payloads (the writer exists; this check is not written yet)",
-    AprtFormat,
-    |p: &AprtFormat, _cx: &ValidateCx| check_stages(&p.stages, true)
 );
 
 // ---- router_invariants ---------------------------------------------------------------

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::{check_model, check_stages, ParamIssue, Tolerance, ValidateCx};
 
 /// One engine run: which model file, in which format, on which backend and thread count.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
     /// Logical model name (contracts/models.yaml); defaults to the test's `requires.model`.
