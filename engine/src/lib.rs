@@ -1,6 +1,7 @@
 //! apr-engine: a GGUF/APR inference engine whose every intermediate tensor is observable.
 
 pub mod apr;
+pub mod bench;
 pub mod generate;
 pub mod gguf;
 pub mod kernels;

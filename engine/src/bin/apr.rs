@@ -2,6 +2,27 @@
 
 use clap::{Parser, Subcommand};
 
+/// Write to stdout; when stdout is closed (e.g. `apr … | head`) stop quietly with status 1
+/// instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(1);
+        }
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(1);
+        }
+    }};
+}
+
 /// Inspect, run, trace and compare LLM inference on GGUF and APR model files.
 #[derive(Debug, Parser)]
 #[command(name = "apr", version, about, long_about = None)]
@@ -114,6 +135,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure prompt processing (pp) and generation (tg) throughput, like llama-bench.
+    Bench {
+        /// The model (GGUF or APR).
+        model: std::path::PathBuf,
+        /// Prompt tokens for the pp test (0 skips it).
+        #[arg(short = 'p', long, default_value_t = 512)]
+        n_prompt: usize,
+        /// Generated tokens for the tg test (0 skips it).
+        #[arg(short = 'n', long, default_value_t = 128)]
+        n_gen: usize,
+        /// Repetitions of each test (after one warm-up run).
+        #[arg(short, long, default_value_t = 3)]
+        repetitions: usize,
+        /// Threads (default: RAYON_NUM_THREADS or all cores).
+        #[arg(short, long)]
+        threads: Option<usize>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -172,6 +213,14 @@ fn main() -> std::process::ExitCode {
             context,
             json,
         } => bisect(&a, &b, prompt, tokens, tolerance, exact, context, json),
+        Command::Bench {
+            model,
+            n_prompt,
+            n_gen,
+            repetitions,
+            threads,
+            json,
+        } => bench(&model, n_prompt, n_gen, repetitions.max(1), threads, json),
         Command::Diff {
             values,
             a,
@@ -218,7 +267,7 @@ fn inspect(model: &std::path::Path, json: bool) -> std::process::ExitCode {
     };
     if let Some(apr) = file.as_apr() {
         if !json {
-            println!(
+            outln!(
                 "container: APR (tensor data aligned to {} bytes; `apr inspect --verify` checks its checksums); the content below is the GGUF it holds",
                 apr.header().alignment
             );
@@ -227,7 +276,7 @@ fn inspect(model: &std::path::Path, json: bool) -> std::process::ExitCode {
     let file = file.as_gguf();
     if json {
         match serde_json::to_string_pretty(&inspect::to_json(file)) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => {
                 eprintln!(
                     "apr inspect: error: {}: cannot encode JSON: {e}",
@@ -237,7 +286,7 @@ fn inspect(model: &std::path::Path, json: bool) -> std::process::ExitCode {
             }
         }
     } else {
-        print!("{}", inspect::to_text(file));
+        out!("{}", inspect::to_text(file));
     }
     std::process::ExitCode::SUCCESS
 }
@@ -246,7 +295,7 @@ fn inspect(model: &std::path::Path, json: bool) -> std::process::ExitCode {
 fn verify(model: &std::path::Path) -> std::process::ExitCode {
     match apr_engine::apr::verify_file(model) {
         Ok(report) => {
-            print!("{}", report.to_text());
+            out!("{}", report.to_text());
             if report.is_ok() {
                 std::process::ExitCode::SUCCESS
             } else {
@@ -270,7 +319,7 @@ fn convert(
     let to = to.and_then(ModelFormat::from_name);
     match apr_engine::apr::convert::convert(input, output, to) {
         Ok(report) => {
-            println!(
+            outln!(
                 "apr convert: {} -> {}: {report}",
                 input.display(),
                 output.display()
@@ -316,14 +365,14 @@ fn bisect(
         Ok(outcome) => {
             if json {
                 match serde_json::to_string_pretty(&outcome) {
-                    Ok(s) => println!("{s}"),
+                    Ok(s) => outln!("{s}"),
                     Err(e) => {
                         eprintln!("apr bisect: error: cannot encode JSON: {e}");
                         return std::process::ExitCode::from(2);
                     }
                 }
             } else {
-                print!("{}", bisect_cmd::render(&outcome, context));
+                out!("{}", bisect_cmd::render(&outcome, context));
             }
             if outcome.first_divergence_name.is_some() {
                 std::process::ExitCode::FAILURE
@@ -336,4 +385,70 @@ fn bisect(
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// `apr bench`: a llama-bench-style table of pp and tg throughput.
+fn bench(
+    path: &std::path::Path,
+    n_prompt: usize,
+    n_gen: usize,
+    reps: usize,
+    threads: Option<usize>,
+    json: bool,
+) -> std::process::ExitCode {
+    use apr_engine::bench::{generation, prompt_processing, BenchResult};
+    use apr_engine::model::{Backend, Model};
+    let run = || -> Result<(Model, Vec<BenchResult>), String> {
+        let model = Model::open(path, Backend::Cpu).map_err(|e| e.to_string())?;
+        let mut results = Vec::new();
+        if n_prompt > 0 {
+            results.push(prompt_processing(&model, n_prompt, reps).map_err(|e| e.to_string())?);
+        }
+        if n_gen > 0 {
+            results.push(generation(&model, n_gen, reps).map_err(|e| e.to_string())?);
+        }
+        Ok((model, results))
+    };
+    let outcome = match threads {
+        Some(n) => match rayon::ThreadPoolBuilder::new().num_threads(n).build() {
+            Ok(pool) => pool.install(run),
+            Err(e) => Err(format!("cannot build a pool of {n} threads: {e}")),
+        },
+        None => run(),
+    };
+    let (model, results) = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("apr bench: error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let threads = threads.unwrap_or_else(rayon::current_num_threads);
+    if json {
+        let v = serde_json::json!({
+            "model": path.display().to_string(),
+            "arch": model.arch(),
+            "threads": threads,
+            "simd": apr_engine::kernels::active_isa().name(),
+            "results": results,
+        });
+        outln!("{v:#}");
+    } else {
+        let size_mb = std::fs::metadata(path)
+            .map(|m| m.len() as f64 / 1e6)
+            .unwrap_or(0.0);
+        outln!("| model | size | backend | threads | simd | test | t/s |");
+        outln!("|---|---:|---|---:|---|---:|---:|");
+        for r in &results {
+            outln!(
+                "| {} | {size_mb:.0} MB | cpu | {threads} | {} | {} | {:.2} ± {:.2} |",
+                model.arch(),
+                apr_engine::kernels::active_isa().name(),
+                r.test,
+                r.mean_tokens_per_s,
+                r.std_tokens_per_s
+            );
+        }
+    }
+    std::process::ExitCode::SUCCESS
 }
