@@ -12,6 +12,7 @@ pub mod bisect;
 pub mod capture;
 pub mod cli;
 pub mod engine;
+pub mod logits;
 pub mod planned;
 pub mod pv_validate;
 pub mod spec;
@@ -146,7 +147,7 @@ pub static REGISTRY: &[&Kind] = &[
     &bisect::KIND,
     &capture::CAPTURE_DETERMINISM,
     &cli::KIND,
-    &planned::LOGIT_PARITY,
+    &logits::KIND,
     &pv_validate::KIND,
     &planned::ROUTER_INVARIANTS,
     &capture::STAGE_PARITY,

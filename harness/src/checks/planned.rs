@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::spec::{check_metric, check_run, check_tol, RunSpec};
+use super::spec::{check_run, check_tol, RunSpec};
 use super::{Availability, Kind, ParamIssue, Tolerance, ValidateCx};
 
 macro_rules! planned_kind {
@@ -21,40 +21,6 @@ macro_rules! planned_kind {
 }
 
 // ---- logit / token / tokenizer parity ------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogitParity {
-    /// Committed llama.cpp reference data, relative to the repo root.
-    pub reference: String,
-    #[serde(default)]
-    pub run: Option<RunSpec>,
-    pub metric: String,
-    pub tolerance: Tolerance,
-    /// Also require the argmax (top-1 token) to be equal at every position.
-    #[serde(default)]
-    pub top1_equal: bool,
-}
-
-planned_kind!(
-    LOGIT_PARITY,
-    "logit_parity",
-    "final logits vs committed llama.cpp reference within metric/tolerance; top-1 equal",
-    "a logits dump from the engine (`apr run --logits`) and a runner for it",
-    LogitParity,
-    |p: &LogitParity, cx: &ValidateCx| {
-        let mut i = Vec::new();
-        if let Some(r) = &p.run {
-            check_run(r, "logit_parity.run", cx, &mut i);
-        }
-        check_metric(&p.metric, &mut i);
-        check_tol(&p.tolerance, &mut i);
-        if p.reference.is_empty() {
-            i.push(ParamIssue::params("logit_parity: empty reference"));
-        }
-        i
-    }
-);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
