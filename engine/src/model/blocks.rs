@@ -97,6 +97,9 @@ pub fn attention(q: &[f32], k: &[f16], v: &[f16], start: usize, s: &AttnShape, o
     let (hd, kv_w) = (s.head_dim, s.n_head_kv * s.head_dim);
     let group = s.n_head / s.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();
+    // Widen the cache once per call (exact: every f16 is an f32), not once per head.
+    let k: Vec<f32> = k.iter().map(|x| x.to_f32()).collect();
+    let v: Vec<f32> = v.iter().map(|x| x.to_f32()).collect();
     out.par_chunks_mut(hd).enumerate().for_each(|(task, o)| {
         let (t, h) = (task / s.n_head, task % s.n_head);
         let g = h / group;
@@ -106,10 +109,7 @@ pub fn attention(q: &[f32], k: &[f16], v: &[f16], start: usize, s: &AttnShape, o
             .collect();
         let n_ctx = start + t + 1;
         let mut scores: Vec<f32> = (0..n_ctx)
-            .map(|j| {
-                let kj = &k[j * kv_w + g * hd..][..hd];
-                qh.iter().zip(kj).map(|(a, b)| a * b.to_f32()).sum::<f32>() * scale
-            })
+            .map(|j| dot(&qh, &k[j * kv_w + g * hd..][..hd]) * scale)
             .collect();
         softmax(&mut scores);
         o.fill(0.0);
@@ -117,10 +117,29 @@ pub fn attention(q: &[f32], k: &[f16], v: &[f16], start: usize, s: &AttnShape, o
             let p = round_f16(p);
             let vj = &v[j * kv_w + g * hd..][..hd];
             for (oi, &vi) in o.iter_mut().zip(vj) {
-                *oi += p * vi.to_f32();
+                *oi += p * vi;
             }
         }
     });
+}
+
+/// Dot product in eight interleaved f32 partial sums (lane i takes elements i, i+8, …),
+/// added pairwise at the end: a fixed order, so results never depend on the caller, and
+/// one the compiler vectorises.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    for (i, (x, y)) in ra.iter().zip(rb).enumerate() {
+        acc[i] += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
 /// Round to the nearest f16 and back.
