@@ -85,23 +85,35 @@ impl Registry {
             if p.is_file() {
                 return self.finish(name, entry, p);
             }
-            looked.push(p.display().to_string());
+            looked.push(format!(
+                "bundled fixture {} does not exist",
+                fixture.display()
+            ));
         }
         if !entry.files.is_empty() {
-            for dir in search_dirs() {
+            let dirs = search_dirs();
+            for dir in &dirs {
                 for file in &entry.files {
-                    if let Some(p) = find_file(&dir, file, MAX_SEARCH_DEPTH) {
+                    if let Some(p) = find_file(dir, file, MAX_SEARCH_DEPTH) {
                         return self.finish(name, entry, p);
                     }
                 }
-                looked.push(dir.display().to_string());
+            }
+            if dirs.is_empty() {
+                looked.push(format!(
+                    "none of {:?} searched: no model directory here (APR_MODEL_DIR unset, no ~/.cache/huggingface/hub, ~/.cache/lm-studio/models, ~/models …)",
+                    entry.files
+                ));
+            } else {
+                let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                looked.push(format!(
+                    "none of {:?} under {}",
+                    entry.files,
+                    shown.join(", ")
+                ));
             }
         }
-        Err(format!(
-            "model `{name}` not found (files {:?}; looked in {}); set APR_MODEL_DIR",
-            entry.files,
-            looked.join(", ")
-        ))
+        Err(format!("model `{name}` not found: {}", looked.join("; ")))
     }
 
     fn finish(

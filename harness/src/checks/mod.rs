@@ -15,6 +15,7 @@ pub mod engine;
 pub mod logits;
 pub mod planned;
 pub mod pv_validate;
+pub mod router;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
@@ -149,7 +150,7 @@ pub static REGISTRY: &[&Kind] = &[
     &cli::KIND,
     &logits::KIND,
     &pv_validate::KIND,
-    &planned::ROUTER_INVARIANTS,
+    &router::KIND,
     &capture::STAGE_PARITY,
     &planned::THROUGHPUT,
     &planned::TOKEN_PARITY,

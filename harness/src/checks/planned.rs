@@ -5,8 +5,8 @@
 
 use serde::Deserialize;
 
-use super::spec::{check_run, check_tol, RunSpec};
-use super::{Availability, Kind, ParamIssue, Tolerance, ValidateCx};
+use super::spec::{check_run, RunSpec};
+use super::{Availability, Kind, ParamIssue, ValidateCx};
 
 macro_rules! planned_kind {
     ($const:ident, $name:literal, $summary:literal, $needs:literal, $params:ty, $sem:expr) => {
@@ -91,37 +91,6 @@ planned_kind!(
         let mut i = Vec::new();
         check_run(&p.a, "weights_identical.a", cx, &mut i);
         check_run(&p.b, "weights_identical.b", cx, &mut i);
-        i
-    }
-);
-
-// ---- router_invariants ---------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouterInvariants {
-    #[serde(default)]
-    pub prompt: Option<String>,
-    /// |Σ chosen weights − 1| bound.
-    pub sum_tolerance: Tolerance,
-    /// Chosen ids are the top-k of the softmax over all experts.
-    #[serde(default = "yes")]
-    pub topk_of_softmax: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-planned_kind!(
-    ROUTER_INVARIANTS,
-    "router_invariants",
-    "MoE router: chosen weights sum to 1 within tolerance and are the softmax top-k",
-    "a runner recomputing softmax top-k from moe_* captures",
-    RouterInvariants,
-    |p: &RouterInvariants, _cx: &ValidateCx| {
-        let mut i = Vec::new();
-        check_tol(&p.sum_tolerance, &mut i);
         i
     }
 );
