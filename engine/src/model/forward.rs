@@ -10,7 +10,7 @@ use super::linear::linear;
 use super::weights::{Ffn, Layer, Weight};
 use super::{KvCache, Logits, Model};
 use crate::quant::dequantize;
-use crate::trace::{tap, Observer, Stage};
+use crate::trace::{tap, wanted, Observer, Stage};
 
 impl Model {
     /// Run `tokens` (appended after what `cache` holds) through the model and return the
@@ -261,7 +261,7 @@ impl Model {
                 weights[t * k + slot] = p[e] / sum as f32;
             }
         }
-        if obs.wants(at, Stage::MoeTopkIds) {
+        if wanted(obs, at, Stage::MoeTopkIds) {
             let as_f32: Vec<f32> = ids.iter().map(|&e| e as f32).collect();
             obs.record(at, Stage::MoeTopkIds, n, &as_f32);
         }
@@ -327,7 +327,7 @@ fn offer_concat<O: Observer + ?Sized, const K: usize>(
     n: usize,
     parts: [&[f32]; K],
 ) {
-    if !obs.wants(layer, stage) {
+    if !wanted(obs, layer, stage) {
         return;
     }
     let mut cat = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());

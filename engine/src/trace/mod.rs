@@ -10,5 +10,5 @@ mod stage;
 pub mod stats;
 
 pub use capture::{CaptureObserver, RecordingObserver, Selection, Tee, TensorKey};
-pub use stage::{tap, NoObserver, Observer, Stage};
+pub use stage::{tap, wanted, NoObserver, Observer, Stage};
 pub use stats::StatsObserver;

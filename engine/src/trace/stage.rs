@@ -173,9 +173,17 @@ pub fn tap<O: Observer + ?Sized>(
     positions: usize,
     data: &[f32],
 ) {
-    if obs.wants(layer, stage) {
+    if wanted(obs, layer, stage) {
         obs.record(layer, stage, positions, data);
     }
+}
+
+/// Whether `obs` wants a tensor; for taps that must build the tensor first. Always false in
+/// a build with the `no-taps` feature, which exists only to measure what taps cost
+/// (`benches/taps.rs`).
+#[inline(always)]
+pub fn wanted<O: Observer + ?Sized>(obs: &O, layer: Option<usize>, stage: Stage) -> bool {
+    !cfg!(feature = "no-taps") && obs.wants(layer, stage)
 }
 
 #[cfg(test)]
