@@ -357,210 +357,233 @@ unsafe fn k4_scale(scales: __m256i, w: usize) -> __m256i {
     )
 }
 
-/// Σ_j sc_j·bsum_j over the 16 sub-blocks: 16 i8 scales times the activation bsums (exact).
+/// Σ_j sc_j·bsum_j over the 16 sub-blocks as 8 partial i32 sums: 16 i8 scales times the
+/// activation bsums (exact).
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn scaled_bsums(sc: __m128i, bsums: &[i16; 16]) -> i32 {
+unsafe fn scaled_bsums(sc: __m128i, bsums: &[i16; 16]) -> __m256i {
     let bs = _mm256_loadu_si256(bsums.as_ptr() as *const __m256i);
-    hsum_i32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), bs))
+    _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), bs)
 }
 
-/// Q2_K · Q8_K.
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn vec_dot_q2_k_q8_k(x: &[BlockQ2K], y: &[BlockQ8K]) -> f32 {
-    let y = &y[..x.len()];
-    let m3 = _mm256_set1_epi8(3);
-    let mut lanes = [0f32; LANES];
-    for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
-        let raw = _mm_loadu_si128(xb.scales.as_ptr() as *const __m128i);
-        let sc = _mm_and_si128(raw, _mm_set1_epi8(0x0F));
-        let mut sumi = _mm256_setzero_si256();
-        for n in 0..2 {
-            let qv = load256(xb.qs.as_ptr().add(32 * n));
-            for k in 0..4 {
-                let q = _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * k as i32)), m3);
-                let yv = load256i(yb.qs.as_ptr().add(128 * n + 32 * k));
-                let p16 = _mm256_maddubs_epi16(q, yv);
-                let s16 = pair_scales(sc, 4 * n + k);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s16));
+/// Generates a K-quant kernel from `$partial`, which returns for one super-block 8 partial
+/// i32 sums whose total is `isum`, and `imin` (0 for the types without a min term).
+/// Groups of 8 super-blocks are finished together: [`totals8`] gives the 8 `isum`s, and one
+/// vector step computes `(yd·d)·isum − (yd·dmin)·imin` per lane, exactly the scalar
+/// expression ([`block_k_min`] / [`block_k`]); leftover super-blocks take the scalar step.
+macro_rules! kquant_kernel {
+    ($(#[$doc:meta])* $name:ident, $w:ty, $partial:ident, min = $min:tt) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU must support AVX2, FMA and F16C.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn $name(x: &[$w], y: &[BlockQ8K]) -> f32 {
+            let n = x.len();
+            let y = &y[..n];
+            let mut acc = _mm256_setzero_ps();
+            let groups = n / LANES;
+            for g in 0..groups {
+                let xg = &x[LANES * g..LANES * g + LANES];
+                let yg = &y[LANES * g..LANES * g + LANES];
+                let mut p = [_mm256_setzero_si256(); LANES];
+                let mut mins = [0i32; LANES];
+                for k in 0..LANES {
+                    (p[k], mins[k]) = $partial(&xg[k], &yg[k]);
+                }
+                let isum = _mm256_cvtepi32_ps(totals8(&p));
+                let yd = _mm256_loadu_ps(core::array::from_fn::<f32, LANES, _>(|k| yg[k].d).as_ptr());
+                let d = f16x8(core::array::from_fn(|k| xg[k].d));
+                let t = kquant_kernel!(@value $min, yd, d, isum, xg, mins);
+                acc = _mm256_add_ps(acc, t);
             }
+            let mut lanes = lanes_of(acc);
+            for i in groups * LANES..n {
+                let (s, imin) = $partial(&x[i], &y[i]);
+                lanes[i % LANES] += kquant_kernel!(@tail $min, x[i], y[i], hsum_i32(s), imin);
+            }
+            reduce_lanes(&lanes)
         }
-        let mut imin = 0i32;
-        for j in 0..16 {
-            imin += (xb.scales[j] >> 4) as i32 * yb.bsums[j] as i32;
-        }
-        lanes[i % LANES] += block_k_min(
-            yb.d,
-            f16_to_f32(xb.d),
-            f16_to_f32(xb.dmin),
-            hsum_i32(sumi),
-            imin,
-        );
-    }
-    reduce_lanes(&lanes)
+    };
+    (@value true, $yd:ident, $d:ident, $isum:ident, $xg:ident, $mins:ident) => {{
+        let dmin = f16x8(core::array::from_fn(|k| $xg[k].dmin));
+        let im = _mm256_cvtepi32_ps(_mm256_loadu_si256($mins.as_ptr() as *const __m256i));
+        let t = _mm256_mul_ps(_mm256_mul_ps($yd, $d), $isum);
+        _mm256_sub_ps(t, _mm256_mul_ps(_mm256_mul_ps($yd, dmin), im))
+    }};
+    (@value false, $yd:ident, $d:ident, $isum:ident, $xg:ident, $mins:ident) => {{
+        let _ = $mins;
+        _mm256_mul_ps(_mm256_mul_ps($yd, $d), $isum)
+    }};
+    (@tail true, $x:expr, $y:expr, $isum:expr, $imin:expr) => {
+        block_k_min($y.d, f16_to_f32($x.d), f16_to_f32($x.dmin), $isum, $imin)
+    };
+    (@tail false, $x:expr, $y:expr, $isum:expr, $imin:expr) => {{
+        let _ = $imin;
+        block_k($y.d, f16_to_f32($x.d), $isum)
+    }};
 }
 
-/// Q3_K · Q8_K: q' = low 2 bits + 4·hmask bit (0..7), the −4 offset through the bsums.
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn vec_dot_q3_k_q8_k(x: &[BlockQ3K], y: &[BlockQ8K]) -> f32 {
-    let y = &y[..x.len()];
+/// Q2_K partial sums: 2-bit q times the low-nibble scales; mins from the high nibbles.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q2_k_partial(xb: &BlockQ2K, yb: &BlockQ8K) -> (__m256i, i32) {
+    let m3 = _mm256_set1_epi8(3);
+    let raw = _mm_loadu_si128(xb.scales.as_ptr() as *const __m128i);
+    let sc = _mm_and_si128(raw, _mm_set1_epi8(0x0F));
+    let mn = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F));
+    let mut sumi = _mm256_setzero_si256();
+    for n in 0..2 {
+        let qv = load256(xb.qs.as_ptr().add(32 * n));
+        for k in 0..4 {
+            let q = _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * k as i32)), m3);
+            let yv = load256i(yb.qs.as_ptr().add(128 * n + 32 * k));
+            let p16 = _mm256_maddubs_epi16(q, yv);
+            let s16 = pair_scales(sc, 4 * n + k);
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s16));
+        }
+    }
+    (sumi, hsum_i32(scaled_bsums(mn, &yb.bsums)))
+}
+
+/// Q3_K partial sums: q' = low 2 bits + 4·hmask bit (0..7); the −4 offset through the bsums:
+/// Σ_j sc_j·Σ(q' − 4)·y = Σ_j sc_j·Σq'·y − 4·Σ_j sc_j·bsum_j (exact).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q3_k_partial(xb: &BlockQ3K, yb: &BlockQ8K) -> (__m256i, i32) {
     let m3 = _mm256_set1_epi8(3);
     let four = _mm256_set1_epi8(4);
-    let mut lanes = [0f32; LANES];
-    for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
-        let scales = q3_k_scales(&xb.scales);
-        let sc = _mm_loadu_si128(scales.as_ptr() as *const __m128i);
-        let hm = load256(xb.hmask.as_ptr());
-        let mut sumi = _mm256_setzero_si256();
-        for n in 0..2 {
-            let qv = load256(xb.qs.as_ptr().add(32 * n));
-            for k in 0..4 {
-                let low =
-                    _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * k as i32)), m3);
-                let bit = _mm256_set1_epi8((1u8 << (4 * n + k)) as i8);
-                let set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
-                let q = _mm256_or_si256(low, _mm256_and_si256(set, four));
-                let yv = load256i(yb.qs.as_ptr().add(128 * n + 32 * k));
-                let p16 = _mm256_maddubs_epi16(q, yv);
-                let s16 = pair_scales(sc, 4 * n + k);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s16));
-            }
+    let scales = q3_k_scales(&xb.scales);
+    let sc = _mm_loadu_si128(scales.as_ptr() as *const __m128i);
+    let hm = load256(xb.hmask.as_ptr());
+    let mut sumi = _mm256_setzero_si256();
+    for n in 0..2 {
+        let qv = load256(xb.qs.as_ptr().add(32 * n));
+        for k in 0..4 {
+            let low = _mm256_and_si256(_mm256_srl_epi16(qv, _mm_cvtsi32_si128(2 * k as i32)), m3);
+            let bit = _mm256_set1_epi8((1u8 << (4 * n + k)) as i8);
+            let set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
+            let q = _mm256_or_si256(low, _mm256_and_si256(set, four));
+            let yv = load256i(yb.qs.as_ptr().add(128 * n + 32 * k));
+            let p16 = _mm256_maddubs_epi16(q, yv);
+            let s16 = pair_scales(sc, 4 * n + k);
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s16));
         }
-        // Σ_j sc_j·Σ(q' − 4)·y = Σ_j sc_j·Σq'·y − 4·Σ_j sc_j·bsum_j (exact).
-        let isum = hsum_i32(sumi) - 4 * scaled_bsums(sc, &yb.bsums);
-        lanes[i % LANES] += block_k(yb.d, f16_to_f32(xb.d), isum);
     }
-    reduce_lanes(&lanes)
+    let offset = _mm256_slli_epi32(scaled_bsums(sc, &yb.bsums), 2);
+    (_mm256_sub_epi32(sumi, offset), 0)
 }
 
-/// Q4_K · Q8_K.
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn vec_dot_q4_k_q8_k(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
-    let y = &y[..x.len()];
+/// Q4_K partial sums: nibbles times the 6-bit scales; the min term from the bsums.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q4_k_partial(xb: &BlockQ4K, yb: &BlockQ8K) -> (__m256i, i32) {
     let m4 = _mm256_set1_epi8(0x0F);
-    let mut lanes = [0f32; LANES];
-    for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
-        let (scales, imin) = k4_scales_and_min(&xb.scales, &yb.bsums);
-        let mut sumi = _mm256_setzero_si256();
-        for j in 0..4 {
-            let bits = load256(xb.qs.as_ptr().add(32 * j));
-            let lo = _mm256_and_si256(bits, m4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-            let yl = load256i(yb.qs.as_ptr().add(64 * j));
-            let yh = load256i(yb.qs.as_ptr().add(64 * j + 32));
-            let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, yl), k4_scale(scales, 2 * j));
-            let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yh), k4_scale(scales, 2 * j + 1));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
-        }
-        lanes[i % LANES] += block_k_min(
-            yb.d,
-            f16_to_f32(xb.d),
-            f16_to_f32(xb.dmin),
-            hsum_i32(sumi),
-            imin,
-        );
+    let (scales, imin) = k4_scales_and_min(&xb.scales, &yb.bsums);
+    let mut sumi = _mm256_setzero_si256();
+    for j in 0..4 {
+        let bits = load256(xb.qs.as_ptr().add(32 * j));
+        let lo = _mm256_and_si256(bits, m4);
+        let hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+        let yl = load256i(yb.qs.as_ptr().add(64 * j));
+        let yh = load256i(yb.qs.as_ptr().add(64 * j + 32));
+        let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, yl), k4_scale(scales, 2 * j));
+        let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yh), k4_scale(scales, 2 * j + 1));
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
     }
-    reduce_lanes(&lanes)
+    (sumi, imin)
 }
 
-/// Q5_K · Q8_K.
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn vec_dot_q5_k_q8_k(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
-    let y = &y[..x.len()];
+/// Q5_K partial sums: as Q4_K with the fifth bit from `qh`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q5_k_partial(xb: &BlockQ5K, yb: &BlockQ8K) -> (__m256i, i32) {
     let m4 = _mm256_set1_epi8(0x0F);
     let sixteen = _mm256_set1_epi8(16);
-    let mut lanes = [0f32; LANES];
-    for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
-        let (scales, imin) = k4_scales_and_min(&xb.scales, &yb.bsums);
-        let hbits = load256(xb.qh.as_ptr());
-        let mut sumi = _mm256_setzero_si256();
-        for j in 0..4 {
-            let bits = load256(xb.qs.as_ptr().add(32 * j));
-            let bl = _mm256_set1_epi8((1u8 << (2 * j)) as i8);
-            let bh = _mm256_set1_epi8((1u8 << (2 * j + 1)) as i8);
-            let hl = _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bl), bl);
-            let hh = _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bh), bh);
-            let lo = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_and_si256(hl, sixteen));
-            let hi = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
-                _mm256_and_si256(hh, sixteen),
-            );
-            let yl = load256i(yb.qs.as_ptr().add(64 * j));
-            let yh = load256i(yb.qs.as_ptr().add(64 * j + 32));
-            let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, yl), k4_scale(scales, 2 * j));
-            let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yh), k4_scale(scales, 2 * j + 1));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
-        }
-        lanes[i % LANES] += block_k_min(
-            yb.d,
-            f16_to_f32(xb.d),
-            f16_to_f32(xb.dmin),
-            hsum_i32(sumi),
-            imin,
+    let (scales, imin) = k4_scales_and_min(&xb.scales, &yb.bsums);
+    let hbits = load256(xb.qh.as_ptr());
+    let mut sumi = _mm256_setzero_si256();
+    for j in 0..4 {
+        let bits = load256(xb.qs.as_ptr().add(32 * j));
+        let bl = _mm256_set1_epi8((1u8 << (2 * j)) as i8);
+        let bh = _mm256_set1_epi8((1u8 << (2 * j + 1)) as i8);
+        let hl = _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bl), bl);
+        let hh = _mm256_cmpeq_epi8(_mm256_and_si256(hbits, bh), bh);
+        let lo = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_and_si256(hl, sixteen));
+        let hi = _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+            _mm256_and_si256(hh, sixteen),
         );
+        let yl = load256i(yb.qs.as_ptr().add(64 * j));
+        let yh = load256i(yb.qs.as_ptr().add(64 * j + 32));
+        let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, yl), k4_scale(scales, 2 * j));
+        let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yh), k4_scale(scales, 2 * j + 1));
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
     }
-    reduce_lanes(&lanes)
+    (sumi, imin)
 }
 
-/// Q6_K · Q8_K: q (0..63) from 4 low + 2 high bits, the −32 offset through the bsums.
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn vec_dot_q6_k_q8_k(x: &[BlockQ6K], y: &[BlockQ8K]) -> f32 {
-    let y = &y[..x.len()];
+/// Q6_K partial sums: q (0..63) from 4 low + 2 high bits; the −32 offset through the bsums:
+/// Σ_j sc_j·Σ(q − 32)·y = Σ_j sc_j·Σq·y − 32·Σ_j sc_j·bsum_j (exact).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q6_k_partial(xb: &BlockQ6K, yb: &BlockQ8K) -> (__m256i, i32) {
     let m4 = _mm256_set1_epi8(0x0F);
-    let mut lanes = [0f32; LANES];
-    for (i, (xb, yb)) in x.iter().zip(y).enumerate() {
-        let sc = _mm_loadu_si128(xb.scales.as_ptr() as *const __m128i);
-        let mut sumi = _mm256_setzero_si256();
-        for n in 0..2 {
-            let ql0 = load256(xb.ql.as_ptr().add(64 * n));
-            let ql1 = load256(xb.ql.as_ptr().add(64 * n + 32));
-            let qh = load256(xb.qh.as_ptr().add(32 * n));
-            let q = [
-                _mm256_or_si256(
-                    _mm256_and_si256(ql0, m4),
-                    _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                    _mm256_and_si256(qh, _mm256_set1_epi8(0x30)),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), _mm256_set1_epi8(0x30)),
-                ),
-            ];
-            for (p, &qp) in q.iter().enumerate() {
-                let yv = load256i(yb.qs.as_ptr().add(128 * n + 32 * p));
-                let p16 = _mm256_maddubs_epi16(qp, yv);
-                let s16 = pair_scales(sc, 4 * n + p);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s16));
-            }
+    let sc = _mm_loadu_si128(xb.scales.as_ptr() as *const __m128i);
+    let mut sumi = _mm256_setzero_si256();
+    for n in 0..2 {
+        let ql0 = load256(xb.ql.as_ptr().add(64 * n));
+        let ql1 = load256(xb.ql.as_ptr().add(64 * n + 32));
+        let qh = load256(xb.qh.as_ptr().add(32 * n));
+        let q = [
+            _mm256_or_si256(
+                _mm256_and_si256(ql0, m4),
+                _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(ql1, m4),
+                _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                _mm256_and_si256(qh, _mm256_set1_epi8(0x30)),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                _mm256_and_si256(_mm256_srli_epi16(qh, 2), _mm256_set1_epi8(0x30)),
+            ),
+        ];
+        for (p, &qp) in q.iter().enumerate() {
+            let yv = load256i(yb.qs.as_ptr().add(128 * n + 32 * p));
+            let p16 = _mm256_maddubs_epi16(qp, yv);
+            let s16 = pair_scales(sc, 4 * n + p);
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, s16));
         }
-        // Σ_j sc_j·Σ(q − 32)·y = Σ_j sc_j·Σq·y − 32·Σ_j sc_j·bsum_j (exact).
-        let isum = hsum_i32(sumi) - 32 * scaled_bsums(sc, &yb.bsums);
-        lanes[i % LANES] += block_k(yb.d, f16_to_f32(xb.d), isum);
     }
-    reduce_lanes(&lanes)
+    let offset = _mm256_slli_epi32(scaled_bsums(sc, &yb.bsums), 5);
+    (_mm256_sub_epi32(sumi, offset), 0)
 }
+
+kquant_kernel!(
+    /// Q2_K · Q8_K.
+    vec_dot_q2_k_q8_k, BlockQ2K, q2_k_partial, min = true
+);
+kquant_kernel!(
+    /// Q3_K · Q8_K.
+    vec_dot_q3_k_q8_k, BlockQ3K, q3_k_partial, min = false
+);
+kquant_kernel!(
+    /// Q4_K · Q8_K.
+    vec_dot_q4_k_q8_k, BlockQ4K, q4_k_partial, min = true
+);
+kquant_kernel!(
+    /// Q5_K · Q8_K.
+    vec_dot_q5_k_q8_k, BlockQ5K, q5_k_partial, min = true
+);
+kquant_kernel!(
+    /// Q6_K · Q8_K.
+    vec_dot_q6_k_q8_k, BlockQ6K, q6_k_partial, min = false
+);
 
 // ---------------------------------------------------------------------------------------
 // Float weights · f32 activations: 4 accumulators of 8 = the 32 float lanes.
