@@ -12,11 +12,13 @@ pub mod bisect;
 pub mod capture;
 pub mod cli;
 pub mod engine;
+pub mod generate;
 pub mod logits;
 pub mod planned;
 pub mod pv_validate;
 pub mod router;
 pub mod spec;
+pub mod weights;
 
 use std::path::{Path, PathBuf};
 
@@ -152,10 +154,10 @@ pub static REGISTRY: &[&Kind] = &[
     &pv_validate::KIND,
     &router::KIND,
     &capture::STAGE_PARITY,
-    &planned::THROUGHPUT,
-    &planned::TOKEN_PARITY,
+    &generate::THROUGHPUT,
+    &generate::TOKEN_PARITY,
     &planned::TOKENIZER_PARITY,
-    &planned::WEIGHTS_IDENTICAL,
+    &weights::KIND,
 ];
 
 /// Look a kind up by name.

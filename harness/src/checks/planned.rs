@@ -5,7 +5,6 @@
 
 use serde::Deserialize;
 
-use super::spec::{check_run, RunSpec};
 use super::{Availability, Kind, ParamIssue, ValidateCx};
 
 macro_rules! planned_kind {
@@ -21,35 +20,6 @@ macro_rules! planned_kind {
 }
 
 // ---- logit / token / tokenizer parity ------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenParity {
-    pub reference: String,
-    #[serde(default)]
-    pub run: Option<RunSpec>,
-    #[serde(default)]
-    pub prompt: Option<String>,
-    pub n_tokens: u32,
-}
-
-planned_kind!(
-    TOKEN_PARITY,
-    "token_parity",
-    "greedy tokens identical to committed llama.cpp reference",
-    "generation (`apr run`) and a runner for it",
-    TokenParity,
-    |p: &TokenParity, cx: &ValidateCx| {
-        let mut i = Vec::new();
-        if let Some(r) = &p.run {
-            check_run(r, "token_parity.run", cx, &mut i);
-        }
-        if p.n_tokens == 0 {
-            i.push(ParamIssue::params("token_parity: n_tokens must be >= 1"));
-        }
-        i
-    }
-);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,62 +39,5 @@ planned_kind!(
         } else {
             Vec::new()
         }
-    }
-);
-
-// ---- weights_identical ---------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WeightsIdentical {
-    pub a: RunSpec,
-    pub b: RunSpec,
-}
-
-planned_kind!(
-    WEIGHTS_IDENTICAL,
-    "weights_identical",
-    "every tensor's bytes identical between two model files (e.g. APR and GGUF)",
-    "a runner comparing the tensor bytes of two files (`apr convert` exists; this check is not written yet)",
-    WeightsIdentical,
-    |p: &WeightsIdentical, cx: &ValidateCx| {
-        let mut i = Vec::new();
-        check_run(&p.a, "weights_identical.a", cx, &mut i);
-        check_run(&p.b, "weights_identical.b", cx, &mut i);
-        i
-    }
-);
-
-// ---- throughput ----------------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Throughput {
-    #[serde(default)]
-    pub run: Option<RunSpec>,
-    pub prompt_tokens: u32,
-    pub gen_tokens: u32,
-    /// Gate only when given AND `APR_PERF=1`; otherwise the rate is recorded.
-    #[serde(default)]
-    pub min_tokens_per_s: Option<f64>,
-}
-
-planned_kind!(
-    THROUGHPUT,
-    "throughput",
-    "records prompt/decode tokens per second; gates only with a threshold and APR_PERF=1",
-    "generation timing (`apr run` / `apr bench`) and a runner for it",
-    Throughput,
-    |p: &Throughput, cx: &ValidateCx| {
-        let mut i = Vec::new();
-        if let Some(r) = &p.run {
-            check_run(r, "throughput.run", cx, &mut i);
-        }
-        if p.gen_tokens == 0 && p.prompt_tokens == 0 {
-            i.push(ParamIssue::params(
-                "throughput: prompt_tokens or gen_tokens must be > 0",
-            ));
-        }
-        i
     }
 );
