@@ -24,7 +24,6 @@ use crate::quant::blocks::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
     BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
-use crate::quant::scales::q3_k_scales;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -446,6 +445,33 @@ unsafe fn q2_k_partial(xb: &BlockQ2K, yb: &BlockQ8K) -> (__m256i, i32) {
     (sumi, hsum_i32(scaled_bsums(mn, &yb.bsums)))
 }
 
+/// The 16 6-bit Q3_K scales as 32-bit words (byte i = scale i, unsigned), unpacked with masks
+/// instead of the per-scale loop of `quant::q3_k_scales` (same layout; unit test below).
+#[inline(always)]
+fn q3_k_scale_words(q: &[u8; 12]) -> [u32; 4] {
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let w = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
+    let (a, b, c) = (w(0), w(1), w(2));
+    // Low nibbles: scales 0..8 from the low nibbles of bytes 0..8, 8..16 from the high ones;
+    // top 2 bits: bits 2·(i/4).. of byte 8 + i % 4.
+    [
+        (a & LOW4) | ((c & LOW2) << 4),
+        (b & LOW4) | (((c >> 2) & LOW2) << 4),
+        ((a >> 4) & LOW4) | (((c >> 4) & LOW2) << 4),
+        ((b >> 4) & LOW4) | (((c >> 6) & LOW2) << 4),
+    ]
+}
+
+/// The 16 Q3_K scales minus 32, as i8 in a vector.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q3_k_scales_vec(q: &[u8; 12]) -> __m128i {
+    let [a, b, c, d] = q3_k_scale_words(q);
+    let v = _mm_set_epi32(d as i32, c as i32, b as i32, a as i32);
+    _mm_sub_epi8(v, _mm_set1_epi8(32))
+}
+
 /// Q3_K partial sums: q' = low 2 bits + 4·hmask bit (0..7); the −4 offset through the bsums:
 /// Σ_j sc_j·Σ(q' − 4)·y = Σ_j sc_j·Σq'·y − 4·Σ_j sc_j·bsum_j (exact).
 #[inline]
@@ -453,8 +479,7 @@ unsafe fn q2_k_partial(xb: &BlockQ2K, yb: &BlockQ8K) -> (__m256i, i32) {
 unsafe fn q3_k_partial(xb: &BlockQ3K, yb: &BlockQ8K) -> (__m256i, i32) {
     let m3 = _mm256_set1_epi8(3);
     let four = _mm256_set1_epi8(4);
-    let scales = q3_k_scales(&xb.scales);
-    let sc = _mm_loadu_si128(scales.as_ptr() as *const __m128i);
+    let sc = q3_k_scales_vec(&xb.scales);
     let hm = load256(xb.hmask.as_ptr());
     let mut sumi = _mm256_setzero_si256();
     for n in 0..2 {
@@ -645,7 +670,23 @@ float_kernel!(
 mod tests {
     use super::*;
     use crate::kernels::synth::Rng;
-    use crate::quant::scales::scales_mins_k4;
+    use crate::quant::scales::{q3_k_scales, scales_mins_k4};
+
+    #[test]
+    fn packed_q3_k_scales_match_the_reference_unpacking() {
+        let mut rng = Rng::new(4);
+        for _ in 0..10_000 {
+            let mut q = [0u8; 12];
+            rng.fill(&mut q);
+            let w = q3_k_scale_words(&q);
+            let got: Vec<i8> = w
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .map(|b| b as i8 - 32)
+                .collect();
+            assert_eq!(got, q3_k_scales(&q).to_vec(), "{q:?}");
+        }
+    }
 
     #[test]
     fn packed_k4_scales_match_the_reference_unpacking() {
