@@ -135,7 +135,7 @@ fn pass_and_fail_write_evidence_and_a_failure_tells_the_story() {
 fn proposed_planned_kind_is_skipped_with_reason_and_never_passes() {
     let t = concat!(
         "  - id: FALSIFY-P-001\n    rule: r\n    prediction: p\n    test: t\n    if_fails: f\n",
-        "    check:\n      kind: tokenizer_parity\n      reference: tokens.json\n",
+        "    check:\n      kind: dequant_parity\n      reference: q4_k.f32\n",
         "    requires:\n      model: absent-model\n"
     );
     let repo = TempRepo::new(
@@ -147,7 +147,7 @@ fn proposed_planned_kind_is_skipped_with_reason_and_never_passes() {
         panic!("{:?}", list[0].plan)
     };
     assert!(
-        why.starts_with("PROPOSED: check kind `tokenizer_parity` needs"),
+        why.starts_with("PROPOSED: check kind `dequant_parity` needs"),
         "{why}"
     );
     trials::record_skip(&list[0], &repo.paths).unwrap();

@@ -155,6 +155,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tokenize text with the model's own tokenizer and print the token ids.
+    Tokenize {
+        /// The model (GGUF or APR); only its vocabulary is read.
+        model: std::path::PathBuf,
+        /// The text.
+        #[arg(short, long)]
+        text: String,
+        /// Add BOS/EOS as the vocabulary asks (`tokenizer.ggml.add_bos_token`).
+        #[arg(long)]
+        add_special: bool,
+        /// Turn control-token text (e.g. `<|im_start|>`) into those tokens.
+        #[arg(long)]
+        parse_special: bool,
+        /// Print JSON: ids, and each token's text as stored.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -221,6 +238,13 @@ fn main() -> std::process::ExitCode {
             threads,
             json,
         } => bench(&model, n_prompt, n_gen, repetitions.max(1), threads, json),
+        Command::Tokenize {
+            model,
+            text,
+            add_special,
+            parse_special,
+            json,
+        } => tokenize(&model, &text, add_special, parse_special, json),
         Command::Diff {
             values,
             a,
@@ -449,6 +473,39 @@ fn bench(
                 r.std_tokens_per_s
             );
         }
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+/// `apr tokenize`: the ids the model's tokenizer gives `text` (as llama.cpp's tokenize).
+fn tokenize(
+    path: &std::path::Path,
+    text: &str,
+    add_special: bool,
+    parse_special: bool,
+    json: bool,
+) -> std::process::ExitCode {
+    use apr_engine::tokenizer::Tokenizer;
+    let tok = apr_engine::model_file::ModelFile::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|f| Tokenizer::from_gguf(f.as_gguf()).map_err(|e| e.to_string()));
+    let tok = match tok {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("apr tokenize: error: {}: {e}", path.display());
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let ids = tok.encode(text, add_special, parse_special);
+    if json {
+        let pieces: Vec<&str> = ids
+            .iter()
+            .map(|&i| tok.token_text(i).unwrap_or(""))
+            .collect();
+        outln!("{}", serde_json::json!({ "tokens": ids, "pieces": pieces }));
+    } else {
+        let list: Vec<String> = ids.iter().map(u32::to_string).collect();
+        outln!("{}", list.join(" "));
     }
     std::process::ExitCode::SUCCESS
 }

@@ -18,6 +18,7 @@ pub mod planned;
 pub mod pv_validate;
 pub mod router;
 pub mod spec;
+pub mod tokenizer;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
@@ -150,13 +151,14 @@ pub static REGISTRY: &[&Kind] = &[
     &bisect::KIND,
     &capture::CAPTURE_DETERMINISM,
     &cli::KIND,
+    &planned::DEQUANT_PARITY,
     &logits::KIND,
     &pv_validate::KIND,
     &router::KIND,
     &capture::STAGE_PARITY,
     &generate::THROUGHPUT,
     &generate::TOKEN_PARITY,
-    &planned::TOKENIZER_PARITY,
+    &tokenizer::KIND,
     &weights::KIND,
 ];
 

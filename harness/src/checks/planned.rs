@@ -19,23 +19,23 @@ macro_rules! planned_kind {
     };
 }
 
-// ---- logit / token / tokenizer parity ------------------------------------------------
+// ---- dequantization parity ----------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TokenizerParity {
+pub struct DequantParity {
     pub reference: String,
 }
 
 planned_kind!(
-    TOKENIZER_PARITY,
-    "tokenizer_parity",
-    "token ids identical to committed llama.cpp tokenizer reference",
-    "a tokenizer command (`apr tokenize`) and a runner for it",
-    TokenizerParity,
-    |p: &TokenizerParity, _cx: &ValidateCx| {
+    DEQUANT_PARITY,
+    "dequant_parity",
+    "dequantized values bit-identical to committed gguf-py values",
+    "a dequantization command (`apr dequant`) and a runner for it",
+    DequantParity,
+    |p: &DequantParity, _cx: &ValidateCx| {
         if p.reference.is_empty() {
-            vec![ParamIssue::params("tokenizer_parity: empty reference")]
+            vec![ParamIssue::params("dequant_parity: empty reference")]
         } else {
             Vec::new()
         }
