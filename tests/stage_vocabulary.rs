@@ -26,5 +26,9 @@ fn harness_stage_list_is_the_engine_vocabulary() {
         .filter(|s| !s.is_whole_model())
         .map(|s| s.name())
         .collect();
-    assert_eq!(LAYER_STAGES, per_layer_engine.as_slice(), "per-layer compute order");
+    assert_eq!(
+        LAYER_STAGES,
+        per_layer_engine.as_slice(),
+        "per-layer compute order"
+    );
 }
