@@ -11,53 +11,25 @@
 //! (b) today's round trip, done in-process, still produces exactly what gguf-py saw;
 //! (c) the APR file itself, read through `ModelFile`, shows gguf-py's metadata and tensor bytes.
 
+#[path = "common/gguf_json.rs"]
+mod gguf_json;
+
 use std::path::PathBuf;
 
 use apr_engine::apr::{to_apr_bytes, write_gguf};
-use apr_engine::gguf::{GgufArray, GgufFile, GgufValue, TensorInfo};
+use apr_engine::gguf::{GgufFile, TensorInfo};
 use apr_engine::model_file::{ModelFile, ModelFormat};
+use gguf_json::metadata_json;
 use serde_json::{json, Value};
 
 const FIXTURE: &str = "qwen3moe-Q4_K_M";
 
 fn read_json(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/apr")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
-}
-
-/// A value in the dump's encoding (see dump_roundtrip.py): floats as IEEE bit patterns.
-fn value_json(v: &GgufValue) -> Value {
-    match v {
-        GgufValue::U8(x) => json!(x),
-        GgufValue::I8(x) => json!(x),
-        GgufValue::U16(x) => json!(x),
-        GgufValue::I16(x) => json!(x),
-        GgufValue::U32(x) => json!(x),
-        GgufValue::I32(x) => json!(x),
-        GgufValue::F32(x) => json!(x.to_bits()),
-        GgufValue::Bool(x) => json!(x),
-        GgufValue::String(x) => json!(x),
-        GgufValue::Array(a) => array_json(a),
-        GgufValue::U64(x) => json!(x),
-        GgufValue::I64(x) => json!(x),
-        GgufValue::F64(x) => json!(x.to_bits()),
-    }
-}
-
-fn array_json(a: &GgufArray) -> Value {
-    let items: Vec<Value> = (0..a.len())
-        .map(|i| value_json(&a.get(i).expect("index in range")))
-        .collect();
-    json!({ "element_type": a.element_type().name(), "items": items })
-}
-
-fn metadata_json(meta: &[(String, GgufValue)]) -> Value {
-    meta.iter()
-        .map(|(k, v)| json!({ "key": k, "type": v.value_type().name(), "value": value_json(v) }))
-        .collect()
+    gguf_json::read_json(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/apr")
+            .join(name),
+    )
 }
 
 fn tensors_json(tensors: &[TensorInfo], data: impl Fn(&TensorInfo) -> Vec<u8>) -> Value {
