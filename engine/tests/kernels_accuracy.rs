@@ -4,27 +4,11 @@
 //! the activation quantization (Q8_0/Q8_1/Q8_K) plus f32 accumulation; weights are exact.
 
 use apr_engine::kernels::synth::{activations, weight_bytes, weights, Style};
-use apr_engine::kernels::{matmul_with, Isa, QMatrix};
+use apr_engine::kernels::{matmul_with, Isa, QMatrix, WEIGHT_TYPES};
 use apr_engine::quant::{dequantize, GgmlType};
 
 /// ggml test-backend-ops MUL_MAT NMSE threshold.
 const MUL_MAT_NMSE: f64 = 5e-4;
-
-const WEIGHT_TYPES: [GgmlType; 13] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q2K,
-    GgmlType::Q3K,
-    GgmlType::Q4K,
-    GgmlType::Q5K,
-    GgmlType::Q6K,
-];
 
 fn nmse(reference: &[f64], got: &[f32]) -> f64 {
     let num: f64 = reference

@@ -2,24 +2,7 @@
 //! weight type, for mat-vec and mat-mat, on the active ISA tier.
 
 use apr_engine::kernels::synth::{activations, weight_bytes, weights, Style};
-use apr_engine::kernels::{active_isa, kernel_isa, matmul, QMatrix};
-use apr_engine::quant::GgmlType;
-
-const WEIGHT_TYPES: [GgmlType; 13] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q2K,
-    GgmlType::Q3K,
-    GgmlType::Q4K,
-    GgmlType::Q5K,
-    GgmlType::Q6K,
-];
+use apr_engine::kernels::{active_isa, kernel_isa, matmul, QMatrix, WEIGHT_TYPES};
 
 fn run(threads: usize, m: &QMatrix<'_>, x: &[f32], n: usize) -> Vec<u8> {
     let pool = rayon::ThreadPoolBuilder::new()

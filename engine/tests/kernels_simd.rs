@@ -3,24 +3,8 @@
 //! results identical, not merely close; a NaN equals a NaN.
 
 use apr_engine::kernels::synth::{activations, weight_bytes, weights, Style};
-use apr_engine::kernels::{kernel_isa, matmul_with, Isa, QMatrix};
+use apr_engine::kernels::{kernel_isa, matmul_with, Isa, QMatrix, WEIGHT_TYPES};
 use apr_engine::quant::GgmlType;
-
-const WEIGHT_TYPES: [GgmlType; 13] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q2K,
-    GgmlType::Q3K,
-    GgmlType::Q4K,
-    GgmlType::Q5K,
-    GgmlType::Q6K,
-];
 
 /// Columns that leave a partial group of 8 blocks (and of 32 floats), so tails run too.
 fn odd_cols(ty: GgmlType) -> usize {

@@ -22,6 +22,23 @@ use crate::quant::GgmlType;
 /// results would be identical with any size.
 pub const ROW_CHUNK: usize = 32;
 
+/// Every type a matmul weight can have: all but the activation-only Q8_1 and Q8_K.
+pub const WEIGHT_TYPES: [GgmlType; 13] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2K,
+    GgmlType::Q3K,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+];
+
 /// A row-major weight matrix `[rows × cols]` of one ggml type, borrowed from tensor bytes
 /// (e.g. a memory-mapped GGUF). `cols` is ggml's `ne0`, the contiguous dimension.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +59,7 @@ impl<'a> QMatrix<'a> {
         cols: usize,
         data: &'a [u8],
     ) -> Result<Self, KernelError> {
-        if matches!(ty, GgmlType::Q8_1 | GgmlType::Q8K) {
+        if !WEIGHT_TYPES.contains(&ty) {
             return Err(KernelError::UnsupportedWeightType { ty });
         }
         let block = ty.block_size();

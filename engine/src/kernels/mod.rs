@@ -29,6 +29,6 @@ pub use dispatch::{
 pub use error::KernelError;
 pub use matmul::{
     activation_type, kernel_isa, matmul, matmul_quantized, matmul_with, matvec, Activations,
-    QMatrix,
+    QMatrix, WEIGHT_TYPES,
 };
 pub use quantize::{quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k};
