@@ -1,7 +1,7 @@
 //! Errors of probing runs.
 
+use crate::generate::GenerateError;
 use crate::model::ModelError;
-use crate::tokenizer::TokenizerError;
 use crate::trace::aprt::AprtError;
 use crate::trace::capture::{CaptureError, RecordError, SelectionError};
 
@@ -13,7 +13,7 @@ pub enum ProbeError {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
-    Tokenizer(#[from] TokenizerError),
+    Prompt(Box<GenerateError>),
     #[error(transparent)]
     Aprt(#[from] AprtError),
     #[error(transparent)]
@@ -30,4 +30,10 @@ pub enum ProbeError {
     Threads { threads: usize, reason: String },
     #[error("both sides are APRT dump directories; at least one side must be a model to run")]
     NoModel,
+}
+
+impl From<GenerateError> for ProbeError {
+    fn from(e: GenerateError) -> Self {
+        ProbeError::Prompt(Box::new(e))
+    }
 }

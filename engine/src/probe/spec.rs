@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::error::ProbeError;
+use crate::generate::generator::{encode_prompt, load_tokenizer};
 use crate::model::{Backend, Logits, Model};
-use crate::tokenizer::Tokenizer;
 use crate::trace::capture::{read_capture_dir, Captured, RecordingObserver, TensorKey};
 use crate::trace::{aprt, Observer};
 
@@ -139,14 +139,14 @@ impl RunSpec {
     }
 }
 
-/// The prompt's tokens as the model's tokenizer makes them (special tokens parsed, BOS as
-/// the vocabulary asks).
+/// The prompt's tokens exactly as `apr run` makes them ([`load_tokenizer`] with its
+/// architecture-default BOS, announced on stderr, then [`encode_prompt`]).
 pub fn tokenize(model: &Model, prompt: &str) -> Result<Vec<u32>, ProbeError> {
-    let tokens = Tokenizer::from_gguf(model.file())?.encode(prompt, true, true);
-    if tokens.is_empty() {
-        return Err(ProbeError::EmptyPrompt);
+    let (tokenizer, notice) = load_tokenizer(model)?;
+    if let Some(notice) = notice {
+        eprintln!("{notice}");
     }
-    Ok(tokens)
+    Ok(encode_prompt(&tokenizer, prompt)?)
 }
 
 /// Read a directory of APRT dumps as captures.
