@@ -216,3 +216,11 @@ dot_op!(
     vec_dot_q6_k_q8_k, select_q6_k, BlockQ6K, BlockQ8K, scalar::vec_dot_q6_k_q8_k,
     avx2 = avx2::vec_dot_q6_k_q8_k
 );
+
+/// Whether products with several activation rows of the 32-value block types (Q4_0, Q4_1,
+/// Q5_0, Q5_1, Q8_0) run the batched AVX-512 kernels (`gemm_avx512`, bit-identical to the
+/// per-row dot products) when `isa` is requested.
+#[cfg(target_arch = "x86_64")]
+pub fn batched_avx512(isa: Isa) -> bool {
+    isa >= Isa::Avx512 && Isa::Avx512.is_supported()
+}

@@ -11,6 +11,8 @@ use rayon::prelude::*;
 
 use super::dispatch::{self as d, active_isa, DotFn, Isa};
 use super::error::KernelError;
+#[cfg(target_arch = "x86_64")]
+use super::gemm_avx512 as gemm;
 use super::quantize::{quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k};
 use crate::quant::blocks::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
@@ -146,29 +148,40 @@ impl Activations {
                 block,
             });
         }
-        let nb = x.len() / block;
         Ok(match activation_type(weight_ty) {
-            GgmlType::Q8_0 => {
-                let mut data = vec![bytemuck::Zeroable::zeroed(); nb];
-                quantize_row_q8_0(x, &mut data);
-                Activations::Q8_0 { cols, data }
-            }
-            GgmlType::Q8_1 => {
-                let mut data = vec![bytemuck::Zeroable::zeroed(); nb];
-                quantize_row_q8_1(x, &mut data);
-                Activations::Q8_1 { cols, data }
-            }
-            GgmlType::Q8K => {
-                let mut data = vec![bytemuck::Zeroable::zeroed(); nb];
-                quantize_row_q8_k(x, &mut data);
-                Activations::Q8K { cols, data }
-            }
+            GgmlType::Q8_0 => Activations::Q8_0 {
+                cols,
+                data: quantize_rows(x, cols, block, quantize_row_q8_0),
+            },
+            GgmlType::Q8_1 => Activations::Q8_1 {
+                cols,
+                data: quantize_rows(x, cols, block, quantize_row_q8_1),
+            },
+            GgmlType::Q8K => Activations::Q8K {
+                cols,
+                data: quantize_rows(x, cols, block, quantize_row_q8_k),
+            },
             _ => Activations::F32 {
                 cols,
                 data: x.to_vec(),
             },
         })
     }
+}
+
+/// Quantizes the rows of `x` (`cols` values each, `block` values per block) with `row`,
+/// rows in parallel: each row's blocks depend on that row alone, so the split changes nothing.
+fn quantize_rows<B: Pod + Send>(
+    x: &[f32],
+    cols: usize,
+    block: usize,
+    row: fn(&[f32], &mut [B]),
+) -> Vec<B> {
+    let mut data = vec![B::zeroed(); x.len() / block];
+    data.par_chunks_mut(cols / block)
+        .zip(x.par_chunks(cols))
+        .for_each(|(q, v)| row(v, q));
+    data
 }
 
 /// `out[n × rows] = x[n × cols] · Wᵀ` on the [`active_isa`]: `out[t·rows + r]` is the dot
@@ -259,16 +272,27 @@ pub fn matmul_quantized(
             let wb: &[$wt] = bytemuck::try_cast_slice(w.data).map_err(cast_err)?;
             run(wb, w.rows, data, $select(isa).0, out)
         }};
+        ($wt:ty, $variant:ident, $select:path, batched) => {{
+            #[cfg(target_arch = "x86_64")]
+            if let Activations::$variant { cols, data } = acts {
+                if *cols == w.cols && data.len() > *cols / QK32 && d::batched_avx512(isa) {
+                    let wb: &[$wt] = bytemuck::try_cast_slice(w.data).map_err(cast_err)?;
+                    run_batched(wb, w.rows, data, out);
+                    return Ok(());
+                }
+            }
+            go!($wt, $variant, $select)
+        }};
     }
     match ty {
         GgmlType::F32 => go!(f32, F32, d::select_f32),
         GgmlType::F16 => go!(f16, F32, d::select_f16),
         GgmlType::BF16 => go!(bf16, F32, d::select_bf16),
-        GgmlType::Q4_0 => go!(BlockQ4_0, Q8_0, d::select_q4_0),
-        GgmlType::Q4_1 => go!(BlockQ4_1, Q8_1, d::select_q4_1),
-        GgmlType::Q5_0 => go!(BlockQ5_0, Q8_0, d::select_q5_0),
-        GgmlType::Q5_1 => go!(BlockQ5_1, Q8_1, d::select_q5_1),
-        GgmlType::Q8_0 => go!(BlockQ8_0, Q8_0, d::select_q8_0),
+        GgmlType::Q4_0 => go!(BlockQ4_0, Q8_0, d::select_q4_0, batched),
+        GgmlType::Q4_1 => go!(BlockQ4_1, Q8_1, d::select_q4_1, batched),
+        GgmlType::Q5_0 => go!(BlockQ5_0, Q8_0, d::select_q5_0, batched),
+        GgmlType::Q5_1 => go!(BlockQ5_1, Q8_1, d::select_q5_1, batched),
+        GgmlType::Q8_0 => go!(BlockQ8_0, Q8_0, d::select_q8_0, batched),
         GgmlType::Q2K => go!(BlockQ2K, Q8K, d::select_q2_k),
         GgmlType::Q3K => go!(BlockQ3K, Q8K, d::select_q3_k),
         GgmlType::Q4K => go!(BlockQ4K, Q8K, d::select_q4_k),
@@ -300,6 +324,77 @@ pub fn kernel_isa(isa: Isa, ty: GgmlType) -> Isa {
     }
 }
 
+/// Values per block of the types with a batched kernel.
+const QK32: usize = 32;
+
+/// Several activation rows through the batched AVX-512 kernels of the 32-value block types
+/// (same results as [`run`], bit for bit).
+#[cfg(target_arch = "x86_64")]
+fn run_batched<W: gemm::WeightBlock, A: gemm::ActBlock>(
+    w: &[W],
+    rows: usize,
+    a: &[A],
+    out: &mut [f32],
+) {
+    let nb = w.len() / rows;
+    let n = a.len() / nb;
+    let acts = gemm::pack_acts::<W, A>(a, n);
+    let out = SharedOut::new(out, n, rows);
+    for_row_chunks(rows, |r| {
+        // SAFETY: the caller checked `d::batched_avx512`, so the CPU has the AVX-512 tier;
+        // the weight rows `r` hold `nb` blocks each, as the `n` activation rows do, and this
+        // task is the only one writing outputs of rows `r`.
+        unsafe { gemm::rows_block(&w[r.start * nb..r.end * nb], r.start, &acts, out) }
+    });
+}
+
+/// The `[n × rows]` output of one product, written by parallel tasks that each own a
+/// disjoint range of weight rows (output columns).
+#[derive(Clone, Copy)]
+pub(super) struct SharedOut {
+    ptr: *mut f32,
+    n: usize,
+    rows: usize,
+}
+
+// SAFETY: tasks write disjoint elements (see `set`); the buffer outlives them (the product
+// borrows it mutably until every task has joined).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn new(out: &mut [f32], n: usize, rows: usize) -> Self {
+        assert_eq!(out.len(), n * rows, "output is not n × rows");
+        SharedOut {
+            ptr: out.as_mut_ptr(),
+            n,
+            rows,
+        }
+    }
+
+    /// Writes output `[t, r]`.
+    ///
+    /// # Safety
+    /// `t < n` and `r < rows`, and no other task writes row `r`'s outputs meanwhile.
+    pub(super) unsafe fn set(self, t: usize, r: usize, v: f32) {
+        debug_assert!(t < self.n && r < self.rows);
+        self.ptr.add(t * self.rows + r).write(v);
+    }
+
+    /// Activation rows.
+    pub(super) fn n(self) -> usize {
+        self.n
+    }
+}
+
+/// Runs `task` on consecutive ranges of [`ROW_CHUNK`] weight rows (the last one shorter),
+/// in parallel.
+fn for_row_chunks(rows: usize, task: impl Fn(std::ops::Range<usize>) + Sync) {
+    (0..rows.div_ceil(ROW_CHUNK))
+        .into_par_iter()
+        .for_each(|c| task(c * ROW_CHUNK..((c + 1) * ROW_CHUNK).min(rows)));
+}
+
 /// One dot product per output, rayon over chunks of [`ROW_CHUNK`] weight rows. `w` holds
 /// `rows` rows, `a` holds `n` activation rows of the same block count.
 fn run<W: Pod + Sync, A: Sync>(w: &[W], rows: usize, a: &[A], dot: DotFn<W, A>, out: &mut [f32]) {
@@ -322,21 +417,14 @@ fn run<W: Pod + Sync, A: Sync>(w: &[W], rows: usize, a: &[A], dot: DotFn<W, A>, 
             });
         return;
     }
-    // Several activation rows: keep each weight row hot while it meets every activation row,
-    // writing a [rows × n] scratch, then transpose into [n × rows].
-    let mut tmp = vec![0f32; rows * n];
-    tmp.par_chunks_mut(ROW_CHUNK * n)
-        .enumerate()
-        .for_each(|(c, o)| {
-            for (i, orow) in o.chunks_mut(n).enumerate() {
-                for (t, y) in orow.iter_mut().enumerate() {
-                    *y = dot_rows(c * ROW_CHUNK + i, t);
-                }
+    // Several activation rows: keep each weight row hot while it meets every activation row.
+    let out = SharedOut::new(out, n, rows);
+    for_row_chunks(rows, |rs| {
+        for r in rs {
+            for t in 0..n {
+                // SAFETY: this task alone writes the outputs of its rows; t < n, r < rows.
+                unsafe { out.set(t, r, dot_rows(r, t)) };
             }
-        });
-    for r in 0..rows {
-        for t in 0..n {
-            out[t * rows + r] = tmp[r * n + t];
         }
-    }
+    });
 }

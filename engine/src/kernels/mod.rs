@@ -16,6 +16,8 @@ mod dot_avx2;
 mod dot_avx512;
 pub mod dot_scalar;
 mod error;
+#[cfg(target_arch = "x86_64")]
+mod gemm_avx512;
 pub mod matmul;
 pub mod quantize;
 pub mod synth;

@@ -2,6 +2,7 @@
 //! born (`tap`), so tracing reads the real computation, not a copy of it.
 
 use half::f16;
+use rayon::prelude::*;
 
 use super::arch::RopeStyle;
 use super::blocks::{attention, head_rms_norm, rms_norm, rope, silu, softmax, AttnShape};
@@ -11,6 +12,10 @@ use super::weights::{Ffn, Layer, Weight};
 use super::{KvCache, Logits, Model};
 use crate::quant::dequantize;
 use crate::trace::{tap, wanted, Observer, Stage};
+
+/// Elements per parallel task of the element-wise steps (small enough to split a prefill's
+/// activations, large enough that one decoded token's stay on one thread).
+const PAR_MIN: usize = 1 << 14;
 
 impl Model {
     /// Run `tokens` (appended after what `cache` holds) through the model and return the
@@ -217,9 +222,14 @@ impl Model {
         tap(obs, at, Stage::FfnGate, n, &g);
         self.linear(up, None, m, n, &mut u)?;
         tap(obs, at, Stage::FfnUp, n, &u);
-        g.iter_mut().for_each(|v| *v = silu(*v));
+        g.par_iter_mut()
+            .with_min_len(PAR_MIN)
+            .for_each(|v| *v = silu(*v));
         tap(obs, at, Stage::FfnSilu, n, &g);
-        g.iter_mut().zip(&u).for_each(|(a, b)| *a *= b);
+        g.par_iter_mut()
+            .zip(&u)
+            .with_min_len(PAR_MIN)
+            .for_each(|(a, b)| *a *= b);
         tap(obs, at, Stage::FfnSwigl, n, &g);
         let mut y = vec![0f32; n * self.hp.n_embd];
         self.linear(down, None, &g, n, &mut y)?;

@@ -1,0 +1,368 @@
+//! Batched products (several activation rows at once) of the 32-value block types — Q4_0,
+//! Q4_1, Q5_0, Q5_1 and Q8_0 weights — on AVX-512 VNNI, bit-identical to the per-row dot
+//! products of [`super::dot_avx512`] and to their scalar twins.
+//!
+//! The per-row kernels unpack every weight block once per activation row and fold each
+//! block's eight partial sums with shuffles. Here both operands are re-laid out once per
+//! matmul, *block-interleaved*: in group `g` (blocks `8g..8g+8` of a row), 32-byte vector `j`
+//! holds bytes `4j..4j+4` of each of the eight blocks, block `8g+k` in dword `k`. One
+//! `vpdpbusd` per vector adds, in lane `k`, four products of block `8g+k`; after the eight
+//! vectors of a group, lane `k` holds that block's whole integer sum, already in the lane the
+//! summation contract assigns it (`i % 8`, see [`super::dot_scalar`]), with no folding.
+//!
+//! Weights become unsigned bytes `u = q + o` (`o` = 8, 16, 128 for Q4_0, Q5_0, Q8_0; 0 for
+//! Q4_1, Q5_1), so `Σ q·y = Σ u·y − o·Σy` exactly; `o·Σy` is computed once per activation
+//! block. A register tile of [`TILE`] weight rows × [`TILE`] activation rows uses every loaded
+//! vector four times. The float step per group is the contract's, lane by lane:
+//! `(dx·dy)·isum`, plus `m·s` for Q4_1 / Q5_1, added to the accumulator. The zero blocks
+//! that pad the last group add `+0`, which changes no lane: a sum started at `+0` is never
+//! `−0` under round-to-nearest, so `lane + 0 = lane`.
+
+use core::arch::x86_64::*;
+
+use bytemuck::Pod;
+use half::f16;
+
+use super::dot_avx2::{bits_to_bytes, lanes_of, nibbles};
+use super::dot_scalar::{reduce_lanes, LANES};
+use super::matmul::SharedOut;
+use crate::quant::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
+
+/// Weight rows and activation rows per register tile.
+const TILE: usize = 4;
+/// Quants per block.
+const QK: usize = 32;
+/// Bytes of one interleaved group: eight blocks of 32 quants.
+const GROUP_BYTES: usize = LANES * QK;
+
+/// A 32-value weight block as the batched kernel sees it.
+pub(super) trait WeightBlock: Pod + Sync {
+    /// `log2(o)` for the offset `o` in `u = q + o`; `None` when `o = 0`.
+    const OFFSET_LOG2: Option<u32>;
+    /// Whether the block value has the `m·s` term (Q4_1, Q5_1).
+    const HAS_MIN: bool;
+    fn d(&self) -> f16;
+    /// The min `m` (zero for types without one).
+    fn m(&self) -> f16;
+    /// The 32 quants as unsigned bytes `q + o`, in value order.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    unsafe fn unsigned_quants(&self) -> __m256i;
+}
+
+/// A 32-value activation block (Q8_0 or Q8_1).
+pub(super) trait ActBlock: Pod + Sync {
+    fn d(&self) -> f16;
+    /// `s = d·Σq` of Q8_1 (zero for Q8_0).
+    fn s(&self) -> f16;
+    fn qs(&self) -> &[i8; QK];
+}
+
+impl WeightBlock for BlockQ4_0 {
+    const OFFSET_LOG2: Option<u32> = Some(3);
+    const HAS_MIN: bool = false;
+    fn d(&self) -> f16 {
+        self.d
+    }
+    fn m(&self) -> f16 {
+        f16::ZERO
+    }
+    #[target_feature(enable = "avx2")]
+    unsafe fn unsigned_quants(&self) -> __m256i {
+        nibbles(self.qs.as_ptr())
+    }
+}
+
+impl WeightBlock for BlockQ4_1 {
+    const OFFSET_LOG2: Option<u32> = None;
+    const HAS_MIN: bool = true;
+    fn d(&self) -> f16 {
+        self.d
+    }
+    fn m(&self) -> f16 {
+        self.m
+    }
+    #[target_feature(enable = "avx2")]
+    unsafe fn unsigned_quants(&self) -> __m256i {
+        nibbles(self.qs.as_ptr())
+    }
+}
+
+impl WeightBlock for BlockQ5_0 {
+    const OFFSET_LOG2: Option<u32> = Some(4);
+    const HAS_MIN: bool = false;
+    fn d(&self) -> f16 {
+        self.d
+    }
+    fn m(&self) -> f16 {
+        f16::ZERO
+    }
+    #[target_feature(enable = "avx2")]
+    unsafe fn unsigned_quants(&self) -> __m256i {
+        let high = _mm256_and_si256(bits_to_bytes(self.qh), _mm256_set1_epi8(16));
+        _mm256_or_si256(nibbles(self.qs.as_ptr()), high)
+    }
+}
+
+impl WeightBlock for BlockQ5_1 {
+    const OFFSET_LOG2: Option<u32> = None;
+    const HAS_MIN: bool = true;
+    fn d(&self) -> f16 {
+        self.d
+    }
+    fn m(&self) -> f16 {
+        self.m
+    }
+    #[target_feature(enable = "avx2")]
+    unsafe fn unsigned_quants(&self) -> __m256i {
+        let high = _mm256_and_si256(bits_to_bytes(self.qh), _mm256_set1_epi8(16));
+        _mm256_or_si256(nibbles(self.qs.as_ptr()), high)
+    }
+}
+
+impl WeightBlock for BlockQ8_0 {
+    const OFFSET_LOG2: Option<u32> = Some(7);
+    const HAS_MIN: bool = false;
+    fn d(&self) -> f16 {
+        self.d
+    }
+    fn m(&self) -> f16 {
+        f16::ZERO
+    }
+    #[target_feature(enable = "avx2")]
+    unsafe fn unsigned_quants(&self) -> __m256i {
+        let q = _mm256_loadu_si256(self.qs.as_ptr() as *const __m256i);
+        _mm256_xor_si256(q, _mm256_set1_epi8(i8::MIN))
+    }
+}
+
+impl ActBlock for BlockQ8_0 {
+    fn d(&self) -> f16 {
+        self.d
+    }
+    fn s(&self) -> f16 {
+        f16::ZERO
+    }
+    fn qs(&self) -> &[i8; QK] {
+        &self.qs
+    }
+}
+
+impl ActBlock for BlockQ8_1 {
+    fn d(&self) -> f16 {
+        self.d
+    }
+    fn s(&self) -> f16 {
+        self.s
+    }
+    fn qs(&self) -> &[i8; QK] {
+        &self.qs
+    }
+}
+
+/// Rows of blocks in the interleaved layout, with per-block floats. Padding blocks of the
+/// last group are all zero.
+pub(super) struct Packed {
+    /// Blocks per row.
+    nb: usize,
+    /// Groups per row (`nb / 8` rounded up).
+    groups: usize,
+    /// `[row][group][vector j][block k][4 bytes]`.
+    q: Vec<u8>,
+    /// `d` per block, `[row][group][k]`.
+    d: Vec<f32>,
+    /// Weights: `m` (Q4_1 / Q5_1); activations: `s` (Q8_1). Zero when unused.
+    extra: Vec<f32>,
+    /// Activations: `o·Σq` per block, the offset correction. Zero for weights.
+    corr: Vec<i32>,
+}
+
+/// One row of a [`Packed`], borrowed for filling.
+struct PackedRow<'a> {
+    q: &'a mut [u8],
+    d: &'a mut [f32],
+    extra: &'a mut [f32],
+    corr: &'a mut [i32],
+}
+
+impl PackedRow<'_> {
+    /// Writes the 32 quants of block `b`.
+    fn put_quants(&mut self, b: usize, quants: &[u8; QK]) {
+        let base = (b / LANES) * GROUP_BYTES + 4 * (b % LANES);
+        for j in 0..LANES {
+            let at = base + j * QK;
+            self.q[at..at + 4].copy_from_slice(&quants[4 * j..4 * j + 4]);
+        }
+    }
+}
+
+impl Packed {
+    /// `rows` zero rows of `nb` blocks, each filled by `fill(row index, row)`, in parallel
+    /// when `parallel`.
+    fn build(
+        rows: usize,
+        nb: usize,
+        parallel: bool,
+        fill: impl Fn(usize, PackedRow<'_>) + Sync,
+    ) -> Self {
+        use rayon::prelude::*;
+        let groups = nb.div_ceil(LANES);
+        let lanes = groups * LANES;
+        let mut p = Packed {
+            nb,
+            groups,
+            q: vec![0; rows * groups * GROUP_BYTES],
+            d: vec![0.0; rows * lanes],
+            extra: vec![0.0; rows * lanes],
+            corr: vec![0; rows * lanes],
+        };
+        let parts =
+            p.q.par_chunks_mut(groups * GROUP_BYTES)
+                .zip(p.d.par_chunks_mut(lanes))
+                .zip(p.extra.par_chunks_mut(lanes))
+                .zip(p.corr.par_chunks_mut(lanes))
+                .enumerate()
+                .with_min_len(if parallel { 1 } else { usize::MAX });
+        parts.for_each(|(r, (((q, d), extra), corr))| fill(r, PackedRow { q, d, extra, corr }));
+        p
+    }
+
+    /// Vector `j` of group `g` of row `row`.
+    fn q_ptr(&self, row: usize, g: usize, j: usize) -> *const __m256i {
+        self.q[(row * self.groups + g) * GROUP_BYTES + j * QK..].as_ptr() as *const __m256i
+    }
+
+    fn lanes_ptr<T>(&self, v: &[T], row: usize, g: usize) -> *const T {
+        v[(row * self.groups + g) * LANES..].as_ptr()
+    }
+}
+
+/// Packs `rows` weight rows of `nb` blocks each (on the calling thread: weight rows are
+/// packed inside the parallel tasks).
+#[target_feature(enable = "avx2")]
+unsafe fn pack_weights<W: WeightBlock>(w: &[W], rows: usize) -> Packed {
+    let nb = w.len() / rows;
+    Packed::build(rows, nb, false, |r, mut p| {
+        let mut quants = [0u8; QK];
+        for (b, blk) in w[r * nb..(r + 1) * nb].iter().enumerate() {
+            // SAFETY: this function's callers hold the AVX2 guarantee.
+            unsafe {
+                _mm256_storeu_si256(quants.as_mut_ptr() as *mut __m256i, blk.unsigned_quants())
+            };
+            p.put_quants(b, &quants);
+            p.d[b] = blk.d().to_f32();
+            p.extra[b] = blk.m().to_f32();
+        }
+    })
+}
+
+/// Packs `n` activation rows for weights of type `W`, rows in parallel.
+pub(super) fn pack_acts<W: WeightBlock, A: ActBlock>(a: &[A], n: usize) -> Packed {
+    let nb = a.len() / n;
+    Packed::build(n, nb, true, |t, mut p| {
+        for (b, blk) in a[t * nb..(t + 1) * nb].iter().enumerate() {
+            p.put_quants(b, bytemuck::cast_ref(blk.qs()));
+            p.d[b] = blk.d().to_f32();
+            p.extra[b] = blk.s().to_f32();
+            if let Some(shift) = W::OFFSET_LOG2 {
+                let sum: i32 = blk.qs().iter().map(|&q| q as i32).sum();
+                p.corr[b] = sum << shift;
+            }
+        }
+    })
+}
+
+/// The `R × T` dot products of weight rows `r0..r0+R` with activation rows `t0..t0+T`,
+/// each as the per-row kernel computes it.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile<W: WeightBlock, const R: usize, const T: usize>(
+    w: &Packed,
+    r0: usize,
+    a: &Packed,
+    t0: usize,
+) -> [[f32; T]; R] {
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    for g in 0..w.groups {
+        let mut isum = [[_mm256_setzero_si256(); T]; R];
+        for j in 0..LANES {
+            let wv: [__m256i; R] =
+                core::array::from_fn(|r| _mm256_loadu_si256(w.q_ptr(r0 + r, g, j)));
+            for t in 0..T {
+                let yv = _mm256_loadu_si256(a.q_ptr(t0 + t, g, j));
+                for r in 0..R {
+                    isum[r][t] = _mm256_dpbusd_epi32(isum[r][t], wv[r], yv);
+                }
+            }
+        }
+        for t in 0..T {
+            let dy = _mm256_loadu_ps(a.lanes_ptr(&a.d, t0 + t, g));
+            let corr = _mm256_loadu_si256(a.lanes_ptr(&a.corr, t0 + t, g) as *const __m256i);
+            for r in 0..R {
+                let dx = _mm256_loadu_ps(w.lanes_ptr(&w.d, r0 + r, g));
+                let tot = _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[r][t], corr));
+                let mut v = _mm256_mul_ps(_mm256_mul_ps(dx, dy), tot);
+                if W::HAS_MIN {
+                    let m = _mm256_loadu_ps(w.lanes_ptr(&w.extra, r0 + r, g));
+                    let s = _mm256_loadu_ps(a.lanes_ptr(&a.extra, t0 + t, g));
+                    v = _mm256_add_ps(v, _mm256_mul_ps(m, s));
+                }
+                acc[r][t] = _mm256_add_ps(acc[r][t], v);
+            }
+        }
+    }
+    core::array::from_fn(|r| core::array::from_fn(|t| reduce_lanes(&lanes_of(acc[r][t]))))
+}
+
+/// Writes the products of packed weight rows `r0..r0+R` (matrix rows `base + r0…`) with
+/// every activation row, `TILE` activation rows at a time, then one at a time.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn rows_times_all<W: WeightBlock, const R: usize>(
+    w: &Packed,
+    r0: usize,
+    base: usize,
+    a: &Packed,
+    out: SharedOut,
+) {
+    let n = out.n();
+    let mut t0 = 0;
+    while t0 < n {
+        if t0 + TILE <= n {
+            let v = tile::<W, R, TILE>(w, r0, a, t0);
+            for (r, row) in v.iter().enumerate() {
+                for (t, &y) in row.iter().enumerate() {
+                    out.set(t0 + t, base + r0 + r, y);
+                }
+            }
+            t0 += TILE;
+        } else {
+            let v = tile::<W, R, 1>(w, r0, a, t0);
+            for (r, row) in v.iter().enumerate() {
+                out.set(t0, base + r0 + r, row[0]);
+            }
+            t0 += 1;
+        }
+    }
+}
+
+/// The products of the weight rows `w` (matrix rows `base…`) with every activation row of
+/// `a` (packed by [`pack_acts`] for `W`), written into `out`.
+///
+/// # Safety
+/// The CPU must support the AVX-512 tier (`Isa::Avx512.is_supported()`); `w`'s rows have the
+/// block count `a` was packed with; `base + w.len() / nb ≤ rows` of `out`, `a` holds
+/// `out.n()` rows, and no other task writes these rows' outputs meanwhile.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn rows_block<W: WeightBlock>(w: &[W], base: usize, a: &Packed, out: SharedOut) {
+    let rows = w.len() / a.nb;
+    let pw = pack_weights(w, rows);
+    let mut r0 = 0;
+    while r0 + TILE <= rows {
+        rows_times_all::<W, TILE>(&pw, r0, base, a, out);
+        r0 += TILE;
+    }
+    for r in r0..rows {
+        rows_times_all::<W, 1>(&pw, r, base, a, out);
+    }
+}
