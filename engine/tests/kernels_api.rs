@@ -2,7 +2,7 @@
 
 use apr_engine::kernels::{
     activation_type, active_isa, kernel_isa, matmul, matvec, quantize_row_q8_0, quantize_row_q8_1,
-    quantize_row_q8_k, Isa, KernelError, QMatrix,
+    quantize_row_q8_k, Isa, KernelError, QMatrix, WEIGHT_TYPES,
 };
 use apr_engine::quant::blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1};
 use apr_engine::quant::GgmlType;
@@ -84,12 +84,43 @@ fn dispatch_reports_a_supported_path() {
     assert!(isa.is_supported());
     for ty in [GgmlType::Q4K, GgmlType::F32] {
         let k = kernel_isa(isa, ty);
-        assert!(k <= isa && k.is_supported());
+        assert!(isa.includes(k) && k.is_supported());
         assert_eq!(kernel_isa(Isa::Scalar, ty), Isa::Scalar);
     }
     match std::env::var("APR_SIMD").as_deref() {
         Ok("scalar") => assert_eq!(isa, Isa::Scalar),
         _ => eprintln!("active ISA: {isa}"),
+    }
+}
+
+#[test]
+fn a_requested_tier_falls_back_within_its_architecture() {
+    for want in Isa::ALL {
+        let got = want.fallback();
+        assert!(
+            got.is_supported() && want.includes(got),
+            "{want} fell back to {got}"
+        );
+        if want.is_supported() {
+            assert_eq!(got, want);
+        }
+        assert_eq!(Isa::from_name(&want.name().to_uppercase()), Some(want));
+        for ty in WEIGHT_TYPES {
+            let k = kernel_isa(want, ty);
+            assert!(
+                want.includes(k) && k.is_supported(),
+                "{want} {ty}: kernel {k}"
+            );
+        }
+    }
+    assert!(Isa::Avx512.includes(Isa::Avx2) && !Isa::Avx2.includes(Isa::Avx512));
+    assert!(!Isa::Neon.includes(Isa::Avx2) && !Isa::Avx512.includes(Isa::Neon));
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(Isa::Neon.fallback(), Isa::Scalar);
+    }
+    if cfg!(target_arch = "aarch64") {
+        assert_eq!(Isa::Avx2.fallback(), Isa::Scalar);
+        assert_eq!(Isa::Avx512.fallback(), Isa::Scalar);
     }
 }
 

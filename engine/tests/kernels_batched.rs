@@ -50,7 +50,7 @@ fn batched_matches_scalar_on_random_blocks() {
     for ty in block_types() {
         let b = ty.block_size();
         // 70 rows: two full parallel chunks of 32 and a chunk of 6 (one tile and two rows).
-        for (cols, n) in [(b * 19, 9), (b * 16, 4), (b * 3, 6), (b * 8, 2)] {
+        for (cols, n) in [(b * 19, 9), (b * 16, 4), (b * 3, 6), (b * 8, 5)] {
             check(ty, Style::Random, 70, cols, n, n as u64);
         }
     }

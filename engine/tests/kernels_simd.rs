@@ -28,30 +28,37 @@ fn simd_tiers() -> Vec<Isa> {
         .collect()
 }
 
+/// The tier every weight type has a kernel on, if this CPU can run it (AVX-512 has kernels
+/// for some types only and falls back to AVX2 for the rest).
+fn full_tier() -> Option<Isa> {
+    #[cfg(target_arch = "x86_64")]
+    let tier = std::is_x86_feature_detected!("avx2").then_some(Isa::Avx2);
+    #[cfg(target_arch = "aarch64")]
+    let tier = std::arch::is_aarch64_feature_detected!("neon").then_some(Isa::Neon);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let tier = None;
+    tier
+}
+
 #[test]
-fn this_x86_machine_has_a_simd_tier() {
-    if cfg!(target_arch = "x86_64") && std::is_x86_feature_detected!("avx2") {
-        assert!(
-            simd_tiers().contains(&Isa::Avx2),
-            "AVX2 detected but tier unavailable"
-        );
-    } else {
-        eprintln!("no SIMD tier on this CPU: the SIMD-vs-scalar tests below check nothing");
+fn this_machine_has_a_simd_tier() {
+    match full_tier() {
+        Some(tier) => assert!(
+            simd_tiers().contains(&tier),
+            "{tier} detected but tier unavailable"
+        ),
+        None => eprintln!("no SIMD tier on this CPU: the SIMD-vs-scalar tests below check nothing"),
     }
 }
 
 #[test]
-fn every_type_has_an_avx2_kernel() {
-    if !Isa::Avx2.is_supported() {
-        eprintln!("skip: no AVX2");
+fn every_type_has_a_kernel_on_the_full_simd_tier() {
+    let Some(tier) = full_tier().filter(|t| t.is_supported()) else {
+        eprintln!("skip: no AVX2 or NEON");
         return;
-    }
+    };
     for ty in WEIGHT_TYPES {
-        assert_eq!(
-            kernel_isa(Isa::Avx2, ty),
-            Isa::Avx2,
-            "{ty} has no AVX2 kernel"
-        );
+        assert_eq!(kernel_isa(tier, ty), tier, "{ty} has no {tier} kernel");
     }
 }
 

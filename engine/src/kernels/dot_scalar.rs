@@ -299,9 +299,10 @@ pub(crate) fn block_k(yd: f32, d: f32, isum: i32) -> f32 {
 // hold the same number of blocks (panics otherwise).
 // ---------------------------------------------------------------------------------------
 
-/// Lane-accumulates `f(block i)` over the blocks (the quantized summation contract).
+/// Lane-accumulates `f(block i)` over the blocks (the quantized summation contract). Shared
+/// with the NEON kernels, whose per-block float step is this one.
 #[inline]
-fn lanes_sum(n: usize, mut f: impl FnMut(usize) -> f32) -> f32 {
+pub(crate) fn lanes_sum(n: usize, mut f: impl FnMut(usize) -> f32) -> f32 {
     let mut acc = [0f32; LANES];
     for i in 0..n {
         acc[i % LANES] += f(i);

@@ -228,9 +228,10 @@ impl Packed {
         p
     }
 
-    /// Vector `j` of group `g` of row `row`.
-    fn q_ptr(&self, row: usize, g: usize, j: usize) -> *const __m256i {
-        self.q[(row * self.groups + g) * GROUP_BYTES + j * QK..].as_ptr() as *const __m256i
+    /// The quants of row `row`: `groups · GROUP_BYTES` bytes.
+    fn row_q(&self, row: usize) -> *const u8 {
+        let len = self.groups * GROUP_BYTES;
+        self.q[row * len..(row + 1) * len].as_ptr()
     }
 
     fn lanes_ptr<T>(&self, v: &[T], row: usize, g: usize) -> *const T {
@@ -283,14 +284,25 @@ unsafe fn tile<W: WeightBlock, const R: usize, const T: usize>(
     a: &Packed,
     t0: usize,
 ) -> [[f32; T]; R] {
+    let mut wq = [core::ptr::null(); R];
+    for (r, p) in wq.iter_mut().enumerate() {
+        *p = w.row_q(r0 + r);
+    }
+    let mut aq = [core::ptr::null(); T];
+    for (t, p) in aq.iter_mut().enumerate() {
+        *p = a.row_q(t0 + t);
+    }
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     for g in 0..w.groups {
         let mut isum = [[_mm256_setzero_si256(); T]; R];
         for j in 0..LANES {
-            let wv: [__m256i; R] =
-                core::array::from_fn(|r| _mm256_loadu_si256(w.q_ptr(r0 + r, g, j)));
+            let at = g * GROUP_BYTES + j * QK;
+            let mut wv = [_mm256_setzero_si256(); R];
+            for r in 0..R {
+                wv[r] = load(wq[r], at);
+            }
             for t in 0..T {
-                let yv = _mm256_loadu_si256(a.q_ptr(t0 + t, g, j));
+                let yv = load(aq[t], at);
                 for r in 0..R {
                     isum[r][t] = _mm256_dpbusd_epi32(isum[r][t], wv[r], yv);
                 }
@@ -312,7 +324,23 @@ unsafe fn tile<W: WeightBlock, const R: usize, const T: usize>(
             }
         }
     }
-    core::array::from_fn(|r| core::array::from_fn(|t| reduce_lanes(&lanes_of(acc[r][t]))))
+    let mut out = [[0f32; T]; R];
+    for r in 0..R {
+        for t in 0..T {
+            out[r][t] = reduce_lanes(&lanes_of(acc[r][t]));
+        }
+    }
+    out
+}
+
+/// The 32 bytes at `p + at`.
+///
+/// # Safety
+/// They must lie inside one allocation (a packed row).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn load(p: *const u8, at: usize) -> __m256i {
+    _mm256_loadu_si256(p.add(at) as *const __m256i)
 }
 
 /// Writes the products of packed weight rows `r0..r0+R` (matrix rows `base + r0…`) with

@@ -13,6 +13,8 @@ use super::dispatch::{self as d, active_isa, DotFn, Isa};
 use super::error::KernelError;
 #[cfg(target_arch = "x86_64")]
 use super::gemm_avx512 as gemm;
+#[cfg(target_arch = "x86_64")]
+use super::gemm_k_avx512 as gemm_k;
 use super::quantize::{quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k};
 use crate::quant::blocks::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
@@ -272,12 +274,13 @@ pub fn matmul_quantized(
             let wb: &[$wt] = bytemuck::try_cast_slice(w.data).map_err(cast_err)?;
             run(wb, w.rows, data, $select(isa).0, out)
         }};
-        ($wt:ty, $variant:ident, $select:path, batched) => {{
+        ($wt:ty, $variant:ident, $select:path, $batched:ident) => {{
             #[cfg(target_arch = "x86_64")]
             if let Activations::$variant { cols, data } = acts {
-                if *cols == w.cols && data.len() > *cols / QK32 && d::batched_avx512(isa) {
+                let n = data.len() * activation_type(ty).block_size() / w.cols.max(1);
+                if *cols == w.cols && n >= BATCH_MIN && d::batched_avx512(isa) {
                     let wb: &[$wt] = bytemuck::try_cast_slice(w.data).map_err(cast_err)?;
-                    run_batched(wb, w.rows, data, out);
+                    $batched(wb, w.rows, data, out);
                     return Ok(());
                 }
             }
@@ -288,16 +291,16 @@ pub fn matmul_quantized(
         GgmlType::F32 => go!(f32, F32, d::select_f32),
         GgmlType::F16 => go!(f16, F32, d::select_f16),
         GgmlType::BF16 => go!(bf16, F32, d::select_bf16),
-        GgmlType::Q4_0 => go!(BlockQ4_0, Q8_0, d::select_q4_0, batched),
-        GgmlType::Q4_1 => go!(BlockQ4_1, Q8_1, d::select_q4_1, batched),
-        GgmlType::Q5_0 => go!(BlockQ5_0, Q8_0, d::select_q5_0, batched),
-        GgmlType::Q5_1 => go!(BlockQ5_1, Q8_1, d::select_q5_1, batched),
-        GgmlType::Q8_0 => go!(BlockQ8_0, Q8_0, d::select_q8_0, batched),
-        GgmlType::Q2K => go!(BlockQ2K, Q8K, d::select_q2_k),
-        GgmlType::Q3K => go!(BlockQ3K, Q8K, d::select_q3_k),
-        GgmlType::Q4K => go!(BlockQ4K, Q8K, d::select_q4_k),
-        GgmlType::Q5K => go!(BlockQ5K, Q8K, d::select_q5_k),
-        GgmlType::Q6K => go!(BlockQ6K, Q8K, d::select_q6_k),
+        GgmlType::Q4_0 => go!(BlockQ4_0, Q8_0, d::select_q4_0, run_batched),
+        GgmlType::Q4_1 => go!(BlockQ4_1, Q8_1, d::select_q4_1, run_batched),
+        GgmlType::Q5_0 => go!(BlockQ5_0, Q8_0, d::select_q5_0, run_batched),
+        GgmlType::Q5_1 => go!(BlockQ5_1, Q8_1, d::select_q5_1, run_batched),
+        GgmlType::Q8_0 => go!(BlockQ8_0, Q8_0, d::select_q8_0, run_batched),
+        GgmlType::Q2K => go!(BlockQ2K, Q8K, d::select_q2_k, run_batched_k),
+        GgmlType::Q3K => go!(BlockQ3K, Q8K, d::select_q3_k, run_batched_k),
+        GgmlType::Q4K => go!(BlockQ4K, Q8K, d::select_q4_k, run_batched_k),
+        GgmlType::Q5K => go!(BlockQ5K, Q8K, d::select_q5_k, run_batched_k),
+        GgmlType::Q6K => go!(BlockQ6K, Q8K, d::select_q6_k, run_batched_k),
         GgmlType::Q8_1 | GgmlType::Q8K => return Err(KernelError::UnsupportedWeightType { ty }),
     }
     Ok(())
@@ -324,8 +327,10 @@ pub fn kernel_isa(isa: Isa, ty: GgmlType) -> Isa {
     }
 }
 
-/// Values per block of the types with a batched kernel.
-const QK32: usize = 32;
+/// Activation rows from which products run the batched kernels: below it, unpacking the
+/// weights for the batch costs more than it saves.
+#[cfg(target_arch = "x86_64")]
+const BATCH_MIN: usize = 4;
 
 /// Several activation rows through the batched AVX-512 kernels of the 32-value block types
 /// (same results as [`run`], bit for bit).
@@ -345,6 +350,20 @@ fn run_batched<W: gemm::WeightBlock, A: gemm::ActBlock>(
         // the weight rows `r` hold `nb` blocks each, as the `n` activation rows do, and this
         // task is the only one writing outputs of rows `r`.
         unsafe { gemm::rows_block(&w[r.start * nb..r.end * nb], r.start, &acts, out) }
+    });
+}
+
+/// Several activation rows through the batched AVX-512 kernels of the K-quant types (same
+/// results as [`run`], bit for bit).
+#[cfg(target_arch = "x86_64")]
+fn run_batched_k<W: gemm_k::KBlock>(w: &[W], rows: usize, a: &[BlockQ8K], out: &mut [f32]) {
+    let nb = w.len() / rows;
+    let n = a.len() / nb;
+    let acts = gemm_k::pack_acts(a, n);
+    let out = SharedOut::new(out, n, rows);
+    for_row_chunks(rows, |r| {
+        // SAFETY: as in `run_batched`.
+        unsafe { gemm_k::rows_block(&w[r.start * nb..r.end * nb], r.start, &acts, out) }
     });
 }
 
@@ -382,6 +401,7 @@ impl SharedOut {
     }
 
     /// Activation rows.
+    #[cfg(target_arch = "x86_64")]
     pub(super) fn n(self) -> usize {
         self.n
     }

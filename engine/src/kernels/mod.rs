@@ -4,8 +4,9 @@
 //! * [`dot_scalar`]: the readable twin of every kernel, and the summation contract that makes
 //!   every ISA bit-identical to it.
 //! * `dot_avx2`, `dot_avx512`: the SIMD kernels (x86-64), chosen at run time.
-//! * [`dispatch`]: ISA detection (cached once; `APR_SIMD=scalar|avx2|avx512` overrides) and
-//!   the one selector per weight type.
+//! * `dot_neon`: the SIMD kernels (AArch64 NEON), chosen at run time.
+//! * [`dispatch`]: ISA detection (cached once; `APR_SIMD=scalar|avx2|avx512|neon` overrides)
+//!   and the one selector per weight type.
 //! * [`matmul`](mod@matmul): [`QMatrix`], [`matvec`], [`matmul()`], parallel over output rows.
 
 pub mod dispatch;
@@ -14,10 +15,14 @@ pub mod dispatch;
 mod dot_avx2;
 #[cfg(target_arch = "x86_64")]
 mod dot_avx512;
+#[cfg(target_arch = "aarch64")]
+mod dot_neon;
 pub mod dot_scalar;
 mod error;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx512;
+#[cfg(target_arch = "x86_64")]
+mod gemm_k_avx512;
 pub mod matmul;
 pub mod quantize;
 pub mod synth;

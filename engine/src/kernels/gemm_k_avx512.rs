@@ -1,0 +1,469 @@
+//! Batched products of the K-quant types (Q2_K … Q6_K weights × Q8_K activations) on
+//! AVX-512 VNNI, bit-identical to the per-row dot products and their scalar twins.
+//!
+//! The layout is the 32-value types' (see [`super::gemm_avx512`]) one level up: lane `k` of
+//! a group holds super-block `8g + k`, the lane the summation contract gives it, and vector
+//! `m` of a group holds dword `m` (values `4m..4m+4`) of each of the eight super-blocks.
+//! Per sub-block `s` (16 or 32 values) the `vpdpbusd`s of its vectors give every lane its
+//! exact `S_s = Σ u·y`; lanes then gather `isum = Σ_s sc_s·S_s` with one `vpmulld` per
+//! sub-block. Weights are unsigned bytes `u = q + o`; the correction term
+//! `corr = Σ_i c_i·Y_i` over the sixteen 16-value sums `Y_i` of the activations (Q8_K's
+//! `bsums`) is one `vpdpwssd` per pair of them, with `c_i` the min `m` (Q2_K, Q4_K, Q5_K,
+//! whose blocks subtract a min term) or `o·sc` (Q3_K, Q6_K, whose quants are offset). The
+//! float step is then the contract's: `(yd·d)·isum − (yd·dmin)·corr` for the types with a
+//! min, `(yd·d)·(isum − corr)` for the others, added to the lane.
+
+use core::arch::x86_64::*;
+
+use bytemuck::Pod;
+
+use super::dot_avx2::lanes_of;
+use super::dot_scalar::{reduce_lanes, LANES};
+use super::gemm_avx512::load;
+use super::matmul::SharedOut;
+use crate::quant::blocks::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
+use crate::quant::scales::{q3_k_scales, scales_mins_k4};
+
+/// Weight rows × activation rows per register tile: `2·R·T` accumulators must fit the 32
+/// vector registers next to `R + 1` operands.
+const TILE_R: usize = 4;
+const TILE_T: usize = 2;
+/// Dwords per super-block.
+const DWORDS: usize = QK_K / 4;
+/// Bytes of one interleaved group: eight super-blocks of 256 quants.
+const GROUP_BYTES: usize = LANES * QK_K;
+/// 16-value sums per super-block.
+const SUMS: usize = QK_K / 16;
+
+/// A K-quant super-block unpacked for the batched kernel.
+pub(super) struct Unpacked {
+    /// `q + o` in value order (the order of the Q8_K activations).
+    pub u: [u8; QK_K],
+    /// Integer scale of each sub-block (the first `256 / SUB` entries).
+    pub sc: [i32; SUMS],
+    /// Correction factor of each 16-value sum: the min, or `o·sc`.
+    pub c: [i16; SUMS],
+}
+
+/// A K-quant weight super-block as the batched kernel sees it.
+pub(super) trait KBlock: Pod + Sync {
+    /// Values per sub-block (one integer scale each).
+    const SUB: usize;
+    /// Whether the block value subtracts a min term `(yd·dmin)·corr`.
+    const HAS_MIN: bool;
+    fn d(&self) -> f32;
+    /// `dmin` (zero for types without a min).
+    fn dmin(&self) -> f32;
+    fn unpack(&self) -> Unpacked;
+}
+
+fn unpacked() -> Unpacked {
+    Unpacked {
+        u: [0; QK_K],
+        sc: [0; SUMS],
+        c: [0; SUMS],
+    }
+}
+
+// Value layouts as in `dot_scalar::isum_*` (ggml `dequantize_row_q*_K`).
+
+impl KBlock for BlockQ2K {
+    const SUB: usize = 16;
+    const HAS_MIN: bool = true;
+    fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
+    fn dmin(&self) -> f32 {
+        self.dmin.to_f32()
+    }
+    fn unpack(&self) -> Unpacked {
+        let mut p = unpacked();
+        for i in 0..QK_K {
+            let (n, k, h, l) = (i / 128, (i / 32) % 4, (i / 16) % 2, i % 16);
+            p.u[i] = (self.qs[32 * n + 16 * h + l] >> (2 * k)) & 3;
+        }
+        for s in 0..SUMS {
+            p.sc[s] = (self.scales[s] & 0x0F) as i32;
+            p.c[s] = (self.scales[s] >> 4) as i16;
+        }
+        p
+    }
+}
+
+impl KBlock for BlockQ3K {
+    const SUB: usize = 16;
+    const HAS_MIN: bool = false;
+    fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
+    fn dmin(&self) -> f32 {
+        0.0
+    }
+    fn unpack(&self) -> Unpacked {
+        let mut p = unpacked();
+        for i in 0..QK_K {
+            let (n, k, h, l) = (i / 128, (i / 32) % 4, (i / 16) % 2, i % 16);
+            let low = (self.qs[32 * n + 16 * h + l] >> (2 * k)) & 3;
+            let high = (self.hmask[16 * h + l] >> (4 * n + k)) & 1;
+            // q = low − 4·(1 − high), so u = q + 4 = low + 4·high.
+            p.u[i] = low + 4 * high;
+        }
+        for (s, &sc) in q3_k_scales(&self.scales).iter().enumerate() {
+            p.sc[s] = sc as i32;
+            p.c[s] = 4 * sc as i16;
+        }
+        p
+    }
+}
+
+impl KBlock for BlockQ4K {
+    const SUB: usize = 32;
+    const HAS_MIN: bool = true;
+    fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
+    fn dmin(&self) -> f32 {
+        self.dmin.to_f32()
+    }
+    fn unpack(&self) -> Unpacked {
+        let mut p = unpacked();
+        for i in 0..QK_K {
+            let (j, high, l) = (i / 64, (i / 32) % 2, i % 32);
+            let b = self.qs[32 * j + l];
+            p.u[i] = if high == 0 { b & 0x0F } else { b >> 4 };
+        }
+        k4_scales(&self.scales, &mut p);
+        p
+    }
+}
+
+impl KBlock for BlockQ5K {
+    const SUB: usize = 32;
+    const HAS_MIN: bool = true;
+    fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
+    fn dmin(&self) -> f32 {
+        self.dmin.to_f32()
+    }
+    fn unpack(&self) -> Unpacked {
+        let mut p = unpacked();
+        for i in 0..QK_K {
+            let (j, high, l) = (i / 64, (i / 32) % 2, i % 32);
+            let b = self.qs[32 * j + l];
+            let nibble = if high == 0 { b & 0x0F } else { b >> 4 };
+            let bit = (self.qh[l] >> (2 * j + high)) & 1;
+            p.u[i] = nibble | (bit << 4);
+        }
+        k4_scales(&self.scales, &mut p);
+        p
+    }
+}
+
+impl KBlock for BlockQ6K {
+    const SUB: usize = 16;
+    const HAS_MIN: bool = false;
+    fn d(&self) -> f32 {
+        self.d.to_f32()
+    }
+    fn dmin(&self) -> f32 {
+        0.0
+    }
+    fn unpack(&self) -> Unpacked {
+        let mut p = unpacked();
+        for i in 0..QK_K {
+            let (n, part, l) = (i / 128, (i / 32) % 4, i % 32);
+            let ql = &self.ql[64 * n..];
+            let low = match part {
+                0 => ql[l] & 0x0F,
+                1 => ql[l + 32] & 0x0F,
+                2 => ql[l] >> 4,
+                _ => ql[l + 32] >> 4,
+            };
+            let high = (self.qh[32 * n + l] >> (2 * part)) & 3;
+            // q = (low | high << 4) − 32, so u = q + 32.
+            p.u[i] = low | (high << 4);
+        }
+        for (s, &sc) in self.scales.iter().enumerate() {
+            p.sc[s] = sc as i32;
+            p.c[s] = 32 * sc as i16;
+        }
+        p
+    }
+}
+
+/// Q4_K / Q5_K: 8 scales of 32 values, each min covering two 16-value sums.
+fn k4_scales(scales: &[u8; 12], p: &mut Unpacked) {
+    let (sc, mn) = scales_mins_k4(scales);
+    for j in 0..8 {
+        p.sc[j] = sc[j] as i32;
+        p.c[2 * j] = mn[j] as i16;
+        p.c[2 * j + 1] = mn[j] as i16;
+    }
+}
+
+/// Rows of super-blocks in the interleaved layout. Padding super-blocks of the last group
+/// are all zero.
+pub(super) struct Packed {
+    /// Super-blocks per row.
+    nb: usize,
+    groups: usize,
+    /// `[row][group][dword m][lane k][4 bytes]`.
+    q: Vec<u8>,
+    /// Weights: `sc`, `[row][group][sub-block][k]`.
+    sc: Vec<i32>,
+    /// Weights: `c`; activations: the 16-value sums; `[row][group][pair p][k][2]`.
+    pairs: Vec<i16>,
+    /// Weights: `d`; activations: `yd`; `[row][group][k]`.
+    d: Vec<f32>,
+    /// Weights: `dmin`, `[row][group][k]`.
+    dmin: Vec<f32>,
+}
+
+/// One row of a [`Packed`], borrowed for filling.
+struct PackedRow<'a> {
+    q: &'a mut [u8],
+    sc: &'a mut [i32],
+    pairs: &'a mut [i16],
+    d: &'a mut [f32],
+    dmin: &'a mut [f32],
+}
+
+impl PackedRow<'_> {
+    /// Writes super-block `b`'s quants and its 16 pair-laid values `v`.
+    fn put(&mut self, b: usize, u: &[u8; QK_K], v: &[i16; SUMS]) {
+        let (g, k) = (b / LANES, b % LANES);
+        let base = g * GROUP_BYTES + 4 * k;
+        for m in 0..DWORDS {
+            let at = base + m * 32;
+            self.q[at..at + 4].copy_from_slice(&u[4 * m..4 * m + 4]);
+        }
+        for p in 0..SUMS / 2 {
+            let at = (g * (SUMS / 2) + p) * 2 * LANES + 2 * k;
+            self.pairs[at] = v[2 * p];
+            self.pairs[at + 1] = v[2 * p + 1];
+        }
+    }
+}
+
+impl Packed {
+    /// `rows` zero rows of `nb` super-blocks, each filled by `fill(row index, row)`, in
+    /// parallel when `parallel`.
+    fn build(
+        rows: usize,
+        nb: usize,
+        parallel: bool,
+        fill: impl Fn(usize, PackedRow<'_>) + Sync,
+    ) -> Self {
+        use rayon::prelude::*;
+        let groups = nb.div_ceil(LANES);
+        let lanes = groups * LANES;
+        let mut p = Packed {
+            nb,
+            groups,
+            q: vec![0; rows * groups * GROUP_BYTES],
+            sc: vec![0; rows * lanes * SUMS],
+            pairs: vec![0; rows * lanes * SUMS],
+            d: vec![0.0; rows * lanes],
+            dmin: vec![0.0; rows * lanes],
+        };
+        let parts =
+            p.q.par_chunks_mut(groups * GROUP_BYTES)
+                .zip(p.sc.par_chunks_mut(lanes * SUMS))
+                .zip(p.pairs.par_chunks_mut(lanes * SUMS))
+                .zip(p.d.par_chunks_mut(lanes))
+                .zip(p.dmin.par_chunks_mut(lanes))
+                .enumerate()
+                .with_min_len(if parallel { 1 } else { usize::MAX });
+        parts.for_each(|(r, ((((q, sc), pairs), d), dmin))| {
+            fill(
+                r,
+                PackedRow {
+                    q,
+                    sc,
+                    pairs,
+                    d,
+                    dmin,
+                },
+            )
+        });
+        p
+    }
+
+    /// The quants of row `row`: `groups · GROUP_BYTES` bytes.
+    fn row_q(&self, row: usize) -> *const u8 {
+        let len = self.groups * GROUP_BYTES;
+        self.q[row * len..(row + 1) * len].as_ptr()
+    }
+
+    fn sc_ptr(&self, row: usize, g: usize, s: usize) -> *const __m256i {
+        self.sc[((row * self.groups + g) * SUMS + s) * LANES..].as_ptr() as *const __m256i
+    }
+
+    fn pair_ptr(&self, row: usize, g: usize, p: usize) -> *const __m256i {
+        self.pairs[((row * self.groups + g) * (SUMS / 2) + p) * 2 * LANES..].as_ptr()
+            as *const __m256i
+    }
+
+    fn lanes_ptr(&self, v: &[f32], row: usize, g: usize) -> *const f32 {
+        v[(row * self.groups + g) * LANES..].as_ptr()
+    }
+}
+
+/// Packs `rows` weight rows (on the calling thread: weight rows are packed inside the
+/// parallel tasks).
+fn pack_weights<W: KBlock>(w: &[W], rows: usize) -> Packed {
+    let nb = w.len() / rows;
+    Packed::build(rows, nb, false, |r, mut p| {
+        for (b, blk) in w[r * nb..(r + 1) * nb].iter().enumerate() {
+            let un = blk.unpack();
+            p.put(b, &un.u, &un.c);
+            let (g, k) = (b / LANES, b % LANES);
+            for s in 0..QK_K / W::SUB {
+                p.sc[(g * SUMS + s) * LANES + k] = un.sc[s];
+            }
+            p.d[b] = blk.d();
+            p.dmin[b] = blk.dmin();
+        }
+    })
+}
+
+/// Packs `n` Q8_K activation rows, rows in parallel.
+pub(super) fn pack_acts(a: &[BlockQ8K], n: usize) -> Packed {
+    let nb = a.len() / n;
+    Packed::build(n, nb, true, |t, mut p| {
+        for (b, blk) in a[t * nb..(t + 1) * nb].iter().enumerate() {
+            p.put(b, bytemuck::cast_ref(&blk.qs), &blk.bsums);
+            p.d[b] = blk.d;
+        }
+    })
+}
+
+/// The `R × T` dot products of weight rows `r0..r0+R` with activation rows `t0..t0+T`,
+/// each as the per-row kernel computes it.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile<W: KBlock, const R: usize, const T: usize>(
+    w: &Packed,
+    r0: usize,
+    a: &Packed,
+    t0: usize,
+) -> [[f32; T]; R] {
+    let per_sub = W::SUB / 4;
+    let mut wq = [core::ptr::null(); R];
+    for (r, p) in wq.iter_mut().enumerate() {
+        *p = w.row_q(r0 + r);
+    }
+    let mut aq = [core::ptr::null(); T];
+    for (t, p) in aq.iter_mut().enumerate() {
+        *p = a.row_q(t0 + t);
+    }
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    for g in 0..w.groups {
+        let mut isum = [[_mm256_setzero_si256(); T]; R];
+        for s in 0..QK_K / W::SUB {
+            let mut part = [[_mm256_setzero_si256(); T]; R];
+            for m in s * per_sub..(s + 1) * per_sub {
+                let at = g * GROUP_BYTES + m * 32;
+                let mut wv = [_mm256_setzero_si256(); R];
+                for r in 0..R {
+                    wv[r] = load(wq[r], at);
+                }
+                for t in 0..T {
+                    let yv = load(aq[t], at);
+                    for r in 0..R {
+                        part[r][t] = _mm256_dpbusd_epi32(part[r][t], wv[r], yv);
+                    }
+                }
+            }
+            for r in 0..R {
+                let sc = _mm256_loadu_si256(w.sc_ptr(r0 + r, g, s));
+                for t in 0..T {
+                    isum[r][t] = _mm256_add_epi32(isum[r][t], _mm256_mullo_epi32(part[r][t], sc));
+                }
+            }
+        }
+        for t in 0..T {
+            let yd = _mm256_loadu_ps(a.lanes_ptr(&a.d, t0 + t, g));
+            for r in 0..R {
+                let mut corr = _mm256_setzero_si256();
+                for p in 0..SUMS / 2 {
+                    let c = _mm256_loadu_si256(w.pair_ptr(r0 + r, g, p));
+                    let y = _mm256_loadu_si256(a.pair_ptr(t0 + t, g, p));
+                    corr = _mm256_dpwssd_epi32(corr, c, y);
+                }
+                let d = _mm256_loadu_ps(w.lanes_ptr(&w.d, r0 + r, g));
+                let v = if W::HAS_MIN {
+                    let dmin = _mm256_loadu_ps(w.lanes_ptr(&w.dmin, r0 + r, g));
+                    _mm256_sub_ps(
+                        _mm256_mul_ps(_mm256_mul_ps(yd, d), _mm256_cvtepi32_ps(isum[r][t])),
+                        _mm256_mul_ps(_mm256_mul_ps(yd, dmin), _mm256_cvtepi32_ps(corr)),
+                    )
+                } else {
+                    let tot = _mm256_sub_epi32(isum[r][t], corr);
+                    _mm256_mul_ps(_mm256_mul_ps(yd, d), _mm256_cvtepi32_ps(tot))
+                };
+                acc[r][t] = _mm256_add_ps(acc[r][t], v);
+            }
+        }
+    }
+    let mut out = [[0f32; T]; R];
+    for r in 0..R {
+        for t in 0..T {
+            out[r][t] = reduce_lanes(&lanes_of(acc[r][t]));
+        }
+    }
+    out
+}
+
+/// Writes the products of packed weight rows `r0..r0+R` (matrix rows `base + r0…`) with
+/// every activation row, `TILE_T` activation rows at a time, then one at a time.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn rows_times_all<W: KBlock, const R: usize>(
+    w: &Packed,
+    r0: usize,
+    base: usize,
+    a: &Packed,
+    out: SharedOut,
+) {
+    let n = out.n();
+    let mut t0 = 0;
+    while t0 < n {
+        if t0 + TILE_T <= n {
+            let v = tile::<W, R, TILE_T>(w, r0, a, t0);
+            for (r, row) in v.iter().enumerate() {
+                for (t, &y) in row.iter().enumerate() {
+                    out.set(t0 + t, base + r0 + r, y);
+                }
+            }
+            t0 += TILE_T;
+        } else {
+            let v = tile::<W, R, 1>(w, r0, a, t0);
+            for (r, row) in v.iter().enumerate() {
+                out.set(t0, base + r0 + r, row[0]);
+            }
+            t0 += 1;
+        }
+    }
+}
+
+/// The products of the weight rows `w` (matrix rows `base…`) with every activation row of
+/// `a` (packed by [`pack_acts`]), written into `out`.
+///
+/// # Safety
+/// The CPU must support the AVX-512 tier (`Isa::Avx512.is_supported()`); `w`'s rows have the
+/// super-block count `a` was packed with; `base + w.len() / nb ≤ rows` of `out`, `a` holds
+/// `out.n()` rows, and no other task writes these rows' outputs meanwhile.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn rows_block<W: KBlock>(w: &[W], base: usize, a: &Packed, out: SharedOut) {
+    let rows = w.len() / a.nb;
+    let pw = pack_weights(w, rows);
+    let mut r0 = 0;
+    while r0 + TILE_R <= rows {
+        rows_times_all::<W, TILE_R>(&pw, r0, base, a, out);
+        r0 += TILE_R;
+    }
+    for r in r0..rows {
+        rows_times_all::<W, 1>(&pw, r, base, a, out);
+    }
+}
