@@ -69,6 +69,8 @@ fn json_has_the_token_ids_the_text_and_the_timings() {
     assert!(!ids(&v["prompt_tokens"]).is_empty());
     assert_eq!(v["arch"], "qwen3moe");
     assert_eq!(v["backend"], "cpu");
+    // The child inherits APR_SIMD and the CPU, so it dispatches as this process does.
+    assert_eq!(v["simd"], apr_engine::kernels::active_isa().name(), "{v}");
     assert_eq!(v["stop"], "length");
     assert!(v["text"].is_string());
     for key in ["load_ms", "prompt_ms", "decode_ms"] {

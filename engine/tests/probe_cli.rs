@@ -73,6 +73,37 @@ fn walk(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Without --payload, --json summarises the run: what it ran on and what it wrote.
+#[test]
+fn trace_json_without_payload_reports_backend_threads_and_simd() {
+    let dir = scratch("summary");
+    let (code, out, err) = apr(&[
+        "trace",
+        &fixture("llama-Q4_0"),
+        "-p",
+        "Hi",
+        "--save-tensor",
+        "attn_norm,lm_head",
+        "--layer",
+        "0",
+        "--output",
+        dir.to_str().unwrap(),
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["backend"], "cpu", "{v}");
+    assert_eq!(v["threads"], 2, "{v}");
+    // The child inherits APR_SIMD and the CPU, so it dispatches as this process does.
+    assert_eq!(v["simd"], apr_engine::kernels::active_isa().name(), "{v}");
+    assert_eq!(v["files_written"], walk(&dir).len(), "{v}");
+    assert_eq!(v["files_written"], 2, "{v}");
+    assert!(v["tokens"].as_u64().unwrap() > 0, "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn trace_payload_reports_every_layer_and_rejects_unknown_stages() {
     let (code, out, err) = apr(&[
@@ -132,6 +163,7 @@ fn bisect_exit_status_says_whether_a_stage_diverged() {
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["first_divergence_name"], "embedding");
+    assert_eq!(v["simd"], apr_engine::kernels::active_isa().name(), "{v}");
     let (code, _, err) = apr(&[
         "bisect",
         "--a",

@@ -4,7 +4,8 @@
 //! 1. `APR_BIN` / `PV_BIN`: an explicit path, used as is.
 //! 2. The running program itself, when it is the binary asked for (`pv run` running `pv`).
 //! 3. `target/<profile>/<name>` next to the running executable (a test binary lives in
-//!    `target/<profile>/deps/`), if it is newer than its package's `src/`, `Cargo.toml` and `Cargo.lock`.
+//!    `target/<profile>/deps/`), if it is newer than the `src/` and `Cargo.toml` of its
+//!    package and of the workspace packages it links, and than `Cargo.lock`.
 //! 4. Otherwise `cargo build -p <package> --bin <name>` once per process, with the same
 //!    profile, into `target/apr-suite-bins/` (a separate target directory: the `cargo test`
 //!    that runs us may hold the lock on the main one, and a nested build there would wait
@@ -16,10 +17,11 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
-/// Binaries checks may run: name → (cargo package, package directory, env override).
-const KNOWN: &[(&str, &str, &str, &str)] = &[
-    ("apr", "apr-engine", "engine", "APR_BIN"),
-    ("pv", "apr-harness", "harness", "PV_BIN"),
+/// Binaries checks may run: name → (cargo package, directories of the workspace packages
+/// it is built from, env override).
+const KNOWN: &[(&str, &str, &[&str], &str)] = &[
+    ("apr", "apr-engine", &["engine"], "APR_BIN"),
+    ("pv", "apr-harness", &["harness", "engine"], "PV_BIN"),
 ];
 
 /// Subdirectory of the target directory used for nested builds.
@@ -40,7 +42,7 @@ pub fn locate(name: &str) -> Result<PathBuf, String> {
 }
 
 fn locate_uncached(name: &str) -> Result<PathBuf, String> {
-    let &(_, package, pkg_dir, env) = KNOWN
+    let &(_, package, pkg_dirs, env) = KNOWN
         .iter()
         .find(|k| k.0 == name)
         .ok_or_else(|| format!("unknown binary `{name}`"))?;
@@ -60,12 +62,12 @@ fn locate_uncached(name: &str) -> Result<PathBuf, String> {
     let profile_dir = profile_dir(&exe)
         .ok_or_else(|| format!("cannot derive the target directory from {}", exe.display()))?;
     let root = crate::repo_root();
-    let pkg = root.join(pkg_dir);
-    let newest_source = newest_mtime(&[
-        pkg.join("src"),
-        pkg.join("Cargo.toml"),
-        root.join("Cargo.lock"),
-    ]);
+    let mut sources: Vec<PathBuf> = pkg_dirs
+        .iter()
+        .flat_map(|d| [root.join(d).join("src"), root.join(d).join("Cargo.toml")])
+        .collect();
+    sources.push(root.join("Cargo.lock"));
+    let newest_source = newest_mtime(&sources);
     let candidate = profile_dir.join(exe_name(name));
     if is_fresh(&candidate, newest_source) {
         return Ok(candidate);

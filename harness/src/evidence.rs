@@ -87,9 +87,8 @@ pub struct EngineInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
     pub backend: Option<String>,
-    /// SIMD path the engine dispatched to. Hook: filled from `Outcome::simd`, which
-    /// engine-backed kinds take from the engine's dispatch report once it exists; `null`
-    /// means the check did not run engine kernels or the engine did not say.
+    /// SIMD tier the engine's kernels dispatched to, from `Outcome::simd` (what `apr …
+    /// --json` or the in-process engine reported); `null` when no dispatched kernel ran.
     pub simd: Option<String>,
     pub threads: Option<usize>,
     pub host: HostInfo,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::checks::{self, Availability, Outcome, RunCx};
+use crate::checks::{self, Outcome, RunCx};
 use crate::evidence::{self, ContractRef, Evidence, RunInfo, TestRef, Verdict};
 use crate::models::{Registry, ResolvedModel};
 use crate::schema::{FalsificationTest, LoadedContract};
@@ -140,16 +140,12 @@ fn decide(
         .and_then(|m| checks::split(m).ok())
         .and_then(|(k, _)| checks::kind(&k));
     if !status.runs() {
-        let why = match kind.map(|k| k.availability) {
-            Some(Availability::Planned(needs)) => format!(
-                "PROPOSED: check kind `{}` needs {needs}",
-                kind.map_or("", |k| k.name)
+        return (
+            Plan::Skip(
+                "PROPOSED: the contract is not promoted to DRAFT yet, so it is not run".to_string(),
             ),
-            _ => {
-                "PROPOSED: the contract is not promoted to DRAFT yet, so it is not run".to_string()
-            }
-        };
-        return (Plan::Skip(why), None);
+            None,
+        );
     }
     if kind.is_none() {
         // validation makes this unreachable for non-PROPOSED contracts; never pass silently
@@ -301,15 +297,6 @@ fn run_check(trial: &Trial, paths: &Paths) -> Result<Outcome, String> {
     let (kind_name, params) = checks::split(check)?;
     let kind =
         checks::kind(&kind_name).ok_or_else(|| format!("unknown check kind `{kind_name}`"))?;
-    let Some(run) = kind.run else {
-        let needs = match kind.availability {
-            Availability::Planned(n) => n,
-            Availability::Ready => "a runner",
-        };
-        return Err(format!(
-            "check kind `{kind_name}` is not implemented yet (needs {needs}); nothing was measured"
-        ));
-    };
     let scratch = std::env::temp_dir().join(format!(
         "apr-pv-{}-{}-{}",
         std::process::id(),
@@ -325,7 +312,7 @@ fn run_check(trial: &Trial, paths: &Paths) -> Result<Outcome, String> {
         model: trial.model.as_ref(),
         scratch: scratch.clone(),
     };
-    let out = run(&params, &cx);
+    let out = (kind.run)(&params, &cx);
     let _ = std::fs::remove_dir_all(&scratch);
     out
 }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::checks::{self, Availability, ValidateCx};
+use crate::checks::{self, ValidateCx};
 use crate::models::Registry;
 use crate::schema::{self, LoadedContract, Status};
 
@@ -29,7 +29,6 @@ pub mod rules {
     pub const CHECK_MISSING: &str = "CHECK-001";
     pub const CHECK_KIND: &str = "CHECK-002";
     pub const CHECK_PARAMS: &str = "CHECK-003";
-    pub const CHECK_PLANNED: &str = "CHECK-004";
     pub const STAGE_UNKNOWN: &str = "STAGE-001";
     pub const MODEL_UNKNOWN: &str = "MODEL-001";
     pub const DEPENDS_ON: &str = "DEP-001";
@@ -77,10 +76,6 @@ pub mod rules {
         (
             CHECK_PARAMS,
             "check parameters invalid (unknown key, type, value, regex, placeholder)",
-        ),
-        (
-            CHECK_PLANNED,
-            "check kind not runnable yet used by a contract that is not PROPOSED",
         ),
         (STAGE_UNKNOWN, "stage name not in the stage vocabulary"),
         (MODEL_UNKNOWN, "model name not in contracts/models.yaml"),
@@ -588,17 +583,6 @@ fn validate_contract(
                 file,
                 line,
             ));
-        }
-        if let Availability::Planned(needs) = kind.availability {
-            if m.status != Status::Proposed {
-                out.push(finding(
-                    Severity::Error,
-                    rules::CHECK_PLANNED,
-                    format!("{label}: check kind `{kind_name}` cannot run yet (needs {needs}); the contract must stay PROPOSED, not {}", m.status),
-                    file,
-                    line,
-                ));
-            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Trials on a throw-away repository: skips decided at collection with their evidence,
-//! failures that tell the whole story, planned kinds that never pass, filters that match
-//! nothing. Uses the in-process `pv_validate` kind, so no binary is needed.
+//! failures that tell the whole story, kinds that fail when their claim is false, filters
+//! that match nothing. Uses the in-process `pv_validate` kind, so no binary is needed.
 
 use std::path::{Path, PathBuf};
 
@@ -132,36 +132,91 @@ fn pass_and_fail_write_evidence_and_a_failure_tells_the_story() {
 }
 
 #[test]
-fn proposed_planned_kind_is_skipped_with_reason_and_never_passes() {
-    let t = concat!(
-        "  - id: FALSIFY-P-001\n    rule: r\n    prediction: p\n    test: t\n    if_fails: f\n",
-        "    check:\n      kind: dequant_parity\n      reference: q4_k.f32\n",
-        "    requires:\n      model: absent-model\n"
+fn proposed_contract_is_skipped_with_reason_even_when_models_are_required() {
+    let t = pv_validate_test(
+        "FALSIFY-P-001",
+        "contracts",
+        "valid",
+        "    requires:\n      model: absent-model\n",
     );
     let repo = TempRepo::new(
         "proposed",
-        &[("p-v1.yaml", &contract("p-v1", "PROPOSED", t))],
+        &[("p-v1.yaml", &contract("p-v1", "PROPOSED", &t))],
     );
     let list = trials::collect_with(&repo.paths, None, true).unwrap();
     let Plan::Skip(why) = &list[0].plan else {
         panic!("{:?}", list[0].plan)
     };
-    assert!(
-        why.starts_with("PROPOSED: check kind `dequant_parity` needs"),
-        "{why}"
-    );
+    assert!(why.starts_with("PROPOSED: "), "{why}");
     trials::record_skip(&list[0], &repo.paths).unwrap();
     let ev = repo.evidence("p-v1", "FALSIFY-P-001");
     assert_eq!(ev.status, Verdict::Skip);
     assert_eq!(&ev.reason, why);
-    // run anyway (as `--ignored` does): nothing is measured, so it fails, never passes
+}
+
+/// `dequant_parity` compares every value's f32 bits with the oracle's: a copy of the
+/// committed gguf-py reference passes, and the same copy with one flipped bit fails, naming
+/// the value's index and both bit patterns in the message and the evidence.
+#[test]
+fn dequant_parity_fails_on_a_corrupted_reference_and_names_the_value() {
+    let t = concat!(
+        "  - id: FALSIFY-DQ-001\n    rule: r\n    prediction: Q4_K equals gguf-py\n    test: t\n",
+        "    if_fails: f\n    check:\n      kind: dequant_parity\n",
+        "      manifest: quant/manifest.json\n      type: Q4_K\n"
+    );
+    let repo = TempRepo::new("dequant", &[("dq-v1.yaml", &contract("dq-v1", "DRAFT", t))]);
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/data/quant");
+    let dir = repo.paths.repo_root.join("quant");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(committed.join("q4_k.bin"), dir.join("q4_k.bin")).unwrap();
+    let mut reference = std::fs::read(committed.join("q4_k.f32")).unwrap();
+    std::fs::write(dir.join("q4_k.f32"), &reference).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        format!(
+            r#"{{"entries": [{{"type": "Q4_K", "file": "q4_k.bin", "reference": "q4_k.f32",
+                "n_values": {}, "reference_by": "gguf-py gguf.quants.dequantize"}}]}}"#,
+            reference.len() / 4
+        ),
+    )
+    .unwrap();
+    let list = trials::collect_with(&repo.paths, None, true).unwrap();
     let done = trials::run(&list[0], &repo.paths);
-    assert_eq!(done.verdict, Verdict::Fail);
+    assert_eq!(done.verdict, Verdict::Pass, "{}", done.message);
+
+    // Flip the lowest mantissa bit of value 1000 (block 3, element 232 of 256).
+    let index = 1000;
+    let oracle = u32::from_le_bytes(reference[4 * index..4 * index + 4].try_into().unwrap());
+    reference[4 * index] ^= 1;
+    std::fs::write(dir.join("q4_k.f32"), &reference).unwrap();
+    let done = trials::run(&list[0], &repo.paths);
+    assert_eq!(done.verdict, Verdict::Fail, "{}", done.message);
+    let (want, got) = (format!("{:#010x}", oracle ^ 1), format!("{oracle:#010x}"));
     assert!(
-        done.message.contains("not implemented yet"),
+        done.message
+            .contains("first difference in q4_k.bin at index 1000 (block 3, element 232)")
+            && done.message.contains(&want)
+            && done.message.contains(&got),
         "{}",
         done.message
     );
+    let ev = repo.evidence("dq-v1", "FALSIFY-DQ-001");
+    assert_eq!(ev.status, Verdict::Fail);
+    let first = ev
+        .measurements
+        .iter()
+        .find(|m| m.name == "first differing value")
+        .expect("first differing value recorded");
+    assert!(!first.ok);
+    assert_eq!(first.value["index"], 1000);
+    assert_eq!(first.value["expected_bits"], want.as_str());
+    assert_eq!(first.value["found_bits"], got.as_str());
+    let differing = ev
+        .measurements
+        .iter()
+        .find(|m| m.metric == "bit_exact")
+        .expect("differing count recorded");
+    assert_eq!(differing.value, 1);
 }
 
 #[test]

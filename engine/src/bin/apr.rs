@@ -89,7 +89,8 @@ enum Command {
         /// Print per-stage statistics (last position and all positions) for every layer.
         #[arg(long)]
         payload: bool,
-        /// Print the statistics as JSON.
+        /// Print JSON: the statistics with --payload, otherwise a summary of the run
+        /// (backend, threads, SIMD tier, tokens, files written).
         #[arg(long)]
         json: bool,
         /// Save these stages as APRT files: a comma list of stage names, or `all`.

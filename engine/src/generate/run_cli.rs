@@ -259,6 +259,9 @@ impl Report<'_> {
             "arch": self.model.arch().name(),
             "backend": self.model.backend().name(),
             "threads": self.threads,
+            // The tier the cpu backend's kernels dispatch to in this process (APR_SIMD or
+            // the best the CPU has); cpu-ref runs no dispatched kernel.
+            "simd": crate::kernels::active_isa().name(),
             "n_ctx": self.n_ctx,
             "chat": self.args.chat,
             "prompt": self.prompt_text,

@@ -32,6 +32,9 @@ pub struct BisectOutcome {
     pub bisection: Bisection,
     /// `"layer 3 ffn_gate"`, or null when no stage diverged.
     pub first_divergence_name: Option<String>,
+    /// The tier the cpu backend's kernels dispatch to in this process (APR_SIMD or the best
+    /// the CPU has); cpu-ref sides and dumps run no dispatched kernel.
+    pub simd: &'static str,
 }
 
 /// Run both sides and compare them.
@@ -63,6 +66,7 @@ pub fn run(opts: &BisectOptions) -> Result<BisectOutcome, ProbeError> {
         tokens,
         bisection,
         first_divergence_name,
+        simd: crate::kernels::active_isa().name(),
     })
 }
 

@@ -20,6 +20,7 @@ pub struct TraceOptions {
     pub threads: Option<usize>,
     /// Print per-stage statistics.
     pub payload: bool,
+    /// JSON output: the statistics with `payload`, else a summary of the run.
     pub json: bool,
     /// `--save-tensor` stages (comma list or `all`) and `--layer` list.
     pub save: Option<(String, Option<String>)>,
@@ -79,8 +80,25 @@ pub fn run(opts: &TraceOptions, out: &mut dyn Write) -> Result<Vec<PathBuf>, Pro
             write!(out, "{}", render_table(stats)).map_err(io)?;
         }
     }
-    if !written.is_empty() && !opts.json {
+    if stats.is_none() && opts.json {
+        writeln!(out, "{:#}", summary(opts, tokens.len(), written.len())).map_err(io)?;
+    } else if !written.is_empty() && !opts.json {
         writeln!(out, "wrote {} APRT files", written.len()).map_err(io)?;
     }
     Ok(written)
+}
+
+/// What `--json` prints without `--payload`: how the run ran, for a caller that keeps the
+/// captures (the contract harness records the SIMD tier in its evidence).
+fn summary(opts: &TraceOptions, tokens: usize, files: usize) -> serde_json::Value {
+    serde_json::json!({
+        "model": opts.model.display().to_string(),
+        "backend": opts.backend.name(),
+        "threads": opts.threads.unwrap_or_else(rayon::current_num_threads),
+        // The tier the cpu backend's kernels dispatch to in this process (APR_SIMD or the
+        // best the CPU has); cpu-ref runs no dispatched kernel.
+        "simd": crate::kernels::active_isa().name(),
+        "tokens": tokens,
+        "files_written": files,
+    })
 }

@@ -15,9 +15,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::engine::{self, Capture};
-use super::{
-    check_stages, Availability, Kind, Measurement, Outcome, ParamIssue, RunCx, ValidateCx,
-};
+use super::{check_stages, Kind, Measurement, Outcome, ParamIssue, RunCx, ValidateCx};
 
 const DEFAULT_PROMPT: &str = "The capital of France is";
 const MAGIC: &[u8; 4] = b"APRT";
@@ -41,9 +39,8 @@ pub struct AprtFormat {
 pub static KIND: Kind = Kind {
     name: "aprt_format",
     summary: "APRT capture header self-describing and parseable; NaN bits and legacy layout",
-    availability: Availability::Ready,
     validate,
-    run: Some(run),
+    run,
 };
 
 fn validate(params: &serde_yaml::Value, cx: &ValidateCx) -> Vec<ParamIssue> {
@@ -178,7 +175,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
     let p: AprtFormat = super::typed("aprt_format", params).map_err(|e| e.message)?;
     let model = engine::resolve(&super::spec::RunSpec::default(), cx, "m")?;
     let dir = cx.scratch.join("cap");
-    Capture {
+    let simd = Capture {
         model: &model.path,
         prompt: p.prompt.as_deref().unwrap_or(DEFAULT_PROMPT),
         stages: &p.stages,
@@ -304,6 +301,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
         measured,
         measurements: ms,
         backend: Some(model.backend),
+        simd,
         ..Outcome::default()
     })
 }

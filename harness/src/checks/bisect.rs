@@ -24,8 +24,8 @@ use serde::Deserialize;
 use super::engine::{self, Capture};
 use super::spec::{check_run, check_tol, Location, RunSpec};
 use super::{
-    check_stages, Availability, Divergence, DivergenceCell, Kind, Measurement, Outcome, ParamIssue,
-    RunCx, Tolerance, ValidateCx,
+    check_stages, Divergence, DivergenceCell, Kind, Measurement, Outcome, ParamIssue, RunCx,
+    Tolerance, ValidateCx,
 };
 
 const DEFAULT_PROMPT: &str = "The capital of France is";
@@ -49,9 +49,8 @@ pub struct Bisect {
 pub static KIND: Kind = Kind {
     name: "bisect",
     summary: "`apr bisect` names the expected first divergent (layer, stage), or none",
-    availability: Availability::Ready,
     validate,
-    run: Some(run),
+    run,
 };
 
 fn validate(params: &serde_yaml::Value, cx: &ValidateCx) -> Vec<ParamIssue> {
@@ -91,6 +90,9 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
     let prompt = p.prompt.as_deref().unwrap_or(DEFAULT_PROMPT);
     let mut sides = Vec::new();
     let mut described = Vec::new();
+    let mut simd = None;
+    // backends of the sides `apr bisect` runs itself (the others are capture directories)
+    let mut bisect_backends = Vec::new();
     for (tag, spec) in [("a", &p.a), ("b", &p.b)] {
         let r = engine::resolve(spec, cx, tag)?;
         described.push(format!("{tag} = {} ({})", r.model, r.backend));
@@ -98,7 +100,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
             // the faulty side as a capture directory of the same prompt; the other side
             // stays a model (apr bisect runs at least one side itself)
             let dir = cx.scratch.join(format!("cap-{tag}"));
-            Capture {
+            let ran = Capture {
                 model: &r.path,
                 prompt,
                 stages: &["all".to_string()],
@@ -107,6 +109,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
                 threads: spec.threads,
             }
             .run(&dir)?;
+            simd = simd.or(ran);
             if let Some(f) = &spec.inject_fault {
                 let file = capture_path(&dir, Some(f.layer), &f.stage);
                 scale_aprt(&file, f.scale)?;
@@ -123,6 +126,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
                 s.push(format!(",threads={t}"));
             }
             sides.push(s);
+            bisect_backends.push(r.backend);
         }
     }
     let tol_text = tol.to_string();
@@ -153,6 +157,10 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
     }
     let report: serde_json::Value = serde_json::from_str(&json)
         .map_err(|e| format!("apr bisect --json output does not parse: {e}"))?;
+    let reported = report["simd"].as_str().map(String::from);
+    for b in &bisect_backends {
+        simd = simd.or(engine::simd_for(b, reported.clone()));
+    }
     let rows = report["rows"].as_array().cloned().unwrap_or_default();
     let mut cells = Vec::new();
     for row in &rows {
@@ -225,7 +233,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
         measurements: ms,
         backend: p.a.backend.clone().or(Some("cpu".into())),
         threads: p.a.threads,
-        simd: None,
+        simd,
         divergence: Some(Divergence { first, cells }),
     })
 }

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::engine::{self, Capture};
 use super::spec::{check_metric, check_run, check_tol, RunSpec};
 use super::{
-    check_stages, Availability, Divergence, DivergenceCell, Kind, Measurement, Outcome, ParamIssue,
-    RunCx, Tolerance, ValidateCx,
+    check_stages, Divergence, DivergenceCell, Kind, Measurement, Outcome, ParamIssue, RunCx,
+    Tolerance, ValidateCx,
 };
 
 /// Prompt used when a check gives none.
@@ -56,13 +56,12 @@ impl CaptureDeterminism {
 pub static CAPTURE_DETERMINISM: Kind = Kind {
     name: "capture_determinism",
     summary: "repeat `apr trace --save-tensor` runs (and thread counts); captures byte-identical",
-    availability: Availability::Ready,
     validate: |v, cx| {
         super::validate_typed::<CaptureDeterminism>("capture_determinism", v, |p| {
             validate_determinism(p, cx)
         })
     },
-    run: Some(run_determinism),
+    run: run_determinism,
 };
 
 fn validate_determinism(p: &CaptureDeterminism, cx: &ValidateCx) -> Vec<ParamIssue> {
@@ -92,6 +91,7 @@ fn run_determinism(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, St
         p.threads.iter().map(|t| Some(*t)).collect()
     };
     let mut captures = Vec::new();
+    let mut simd = None;
     for t in &threads {
         for r in 0..p.runs {
             let label = format!(
@@ -100,7 +100,7 @@ fn run_determinism(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, St
                 r + 1
             );
             let dir = cx.scratch.join(format!("cap-t{}-r{}", t.unwrap_or(0), r));
-            Capture {
+            let ran = Capture {
                 model: &model.path,
                 prompt,
                 stages: &p.stages,
@@ -109,6 +109,7 @@ fn run_determinism(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, St
                 threads: *t,
             }
             .run(&dir)?;
+            simd = simd.or(ran);
             captures.push((label, engine::read_capture(&dir)?));
         }
     }
@@ -205,7 +206,7 @@ fn run_determinism(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, St
         measurements: ms,
         backend: Some(model.backend.clone()),
         threads: p.threads.iter().copied().max(),
-        simd: None,
+        simd,
         divergence: Some(Divergence {
             first: first_div,
             cells,
@@ -234,7 +235,6 @@ pub struct StageParity {
 pub static STAGE_PARITY: Kind = Kind {
     name: "stage_parity",
     summary: "two runs captured per (layer, stage); each pair within metric/tolerance",
-    availability: Availability::Ready,
     validate: |v, cx| {
         super::validate_typed::<StageParity>("stage_parity", v, |p| {
             let mut i = check_stages(&p.stages, true);
@@ -250,7 +250,7 @@ pub static STAGE_PARITY: Kind = Kind {
             i
         })
     },
-    run: Some(run_parity),
+    run: run_parity,
 };
 
 /// The value of `metric` from one `apr diff --json` pair's `metrics` (None = +∞).
@@ -273,10 +273,11 @@ fn run_parity(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String>
     let prompt = p.prompt.as_deref().unwrap_or(DEFAULT_PROMPT);
     let mut dirs = Vec::new();
     let mut described = Vec::new();
+    let mut simd = None;
     for (tag, spec) in [("a", &p.a), ("b", &p.b)] {
         let r = engine::resolve(spec, cx, tag)?;
         let dir = cx.scratch.join(format!("cap-{tag}"));
-        Capture {
+        let ran = Capture {
             model: &r.path,
             prompt,
             stages: &p.stages,
@@ -285,6 +286,7 @@ fn run_parity(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String>
             threads: spec.threads,
         }
         .run(&dir)?;
+        simd = simd.or(ran);
         described.push(format!(
             "{tag} = {} ({}, {}, threads {})",
             r.model,
@@ -395,7 +397,7 @@ fn run_parity(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String>
         measurements: ms,
         backend: p.a.backend.clone().or(Some("cpu".into())),
         threads: p.a.threads,
-        simd: None,
+        simd,
         divergence: Some(Divergence { first, cells }),
     })
 }

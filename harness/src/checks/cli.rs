@@ -24,14 +24,13 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use serde::Deserialize;
 
-use super::{Availability, Kind, Measurement, Outcome, ParamIssue, RunCx, ValidateCx};
+use super::{Kind, Measurement, Outcome, ParamIssue, RunCx, ValidateCx};
 
 pub static KIND: Kind = Kind {
     name: "cli",
     summary: "run `apr` or `pv`; expect exit status, stdout/stderr patterns, files written",
-    availability: Availability::Ready,
     validate,
-    run: Some(run),
+    run,
 };
 
 /// Default limit on one command (seconds).

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde::Deserialize;
+
 use super::spec::RunSpec;
 use super::{DivergenceCell, RunCx};
 
@@ -94,6 +96,26 @@ pub fn apr(args: &[&std::ffi::OsStr], env: &[(&str, String)]) -> Result<String, 
     }
 }
 
+/// The part of an `apr … --json` report (`run`, `trace`, `bisect`) the evidence keeps.
+#[derive(Debug, Deserialize)]
+struct Dispatch {
+    /// The tier the cpu backend's kernels dispatch to in that process.
+    simd: Option<String>,
+}
+
+/// The SIMD tier to record for a run on `backend`: the one `apr` reported when the backend
+/// runs dispatched kernels (`cpu`); none for `cpu-ref`, which dequantizes and sums in f64.
+pub fn simd_for(backend: &str, reported: Option<String>) -> Option<String> {
+    reported.filter(|_| backend == "cpu")
+}
+
+/// The SIMD tier an `apr … --json` report names, if `backend` uses it.
+pub fn reported_simd(backend: &str, json: &str) -> Result<Option<String>, String> {
+    let d: Dispatch =
+        serde_json::from_str(json).map_err(|e| format!("apr --json: {e} in {:?}", json.trim()))?;
+    Ok(simd_for(backend, d.simd))
+}
+
 /// One `apr trace --save-tensor` capture into `out`.
 pub struct Capture<'a> {
     pub model: &'a Path,
@@ -105,7 +127,8 @@ pub struct Capture<'a> {
 }
 
 impl Capture<'_> {
-    pub fn run(&self, out: &Path) -> Result<(), String> {
+    /// Capture; the SIMD tier the run's kernels used (`None` on cpu-ref).
+    pub fn run(&self, out: &Path) -> Result<Option<String>, String> {
         let stages = self.stages.join(",");
         let layers = self
             .layers
@@ -125,6 +148,7 @@ impl Capture<'_> {
             out.as_os_str(),
             "--backend".as_ref(),
             self.backend.as_ref(),
+            "--json".as_ref(),
         ];
         if !layers.is_empty() {
             args.extend(["--layer".as_ref(), layers.as_ref() as &std::ffi::OsStr]);
@@ -134,7 +158,7 @@ impl Capture<'_> {
             args.extend(["--threads".as_ref(), t.as_ref() as &std::ffi::OsStr]);
             env.push(("RAYON_NUM_THREADS", t.clone()));
         }
-        apr(&args, &env).map(|_| ())
+        reported_simd(self.backend, &apr(&args, &env)?)
     }
 }
 

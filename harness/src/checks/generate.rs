@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::engine;
 use super::spec::{check_run, RunSpec};
-use super::{Availability, Kind, Measurement, Outcome, ParamIssue, RunCx};
+use super::{Kind, Measurement, Outcome, ParamIssue, RunCx};
 
 /// ggml test-backend-ops' whole-model NMSE; the margin rule's noise level.
 const WHOLE_MODEL_NMSE: f64 = 2e-3;
@@ -45,6 +45,11 @@ fn run_json(
     serde_json::from_str(&out).map_err(|e| format!("apr run --json output does not parse: {e}"))
 }
 
+/// The SIMD tier an `apr run --json` report names, if `backend` uses it.
+fn simd_of(backend: &str, out: &serde_json::Value) -> Option<String> {
+    engine::simd_for(backend, out["simd"].as_str().map(String::from))
+}
+
 // ---- token_parity ----------------------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
@@ -61,7 +66,6 @@ pub struct TokenParity {
 pub static TOKEN_PARITY: Kind = Kind {
     name: "token_parity",
     summary: "greedy tokens identical to committed llama.cpp reference (up to the first near-tie)",
-    availability: Availability::Ready,
     validate: |v, cx| {
         super::validate_typed::<TokenParity>("token_parity", v, |p| {
             let mut i = Vec::new();
@@ -78,7 +82,7 @@ pub static TOKEN_PARITY: Kind = Kind {
             i
         })
     },
-    run: Some(run_tokens),
+    run: run_tokens,
 };
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +117,7 @@ fn run_tokens(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String>
     let mut ms = Vec::new();
     let mut lines = Vec::new();
     let mut compared = 0usize;
+    let mut simd = None;
     for (i, rp) in reference.prompts.iter().enumerate() {
         // rms of the reference logits sets the noise level of the margin rule
         let raw = std::fs::read(ref_dir.join(&rp.logits_file))
@@ -129,6 +134,7 @@ fn run_tokens(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String>
             .position(|s| s.margin <= (MARGIN_FRACTION_OF_STD * s.std).max(noise))
             .unwrap_or(steps.len());
         let out = run_json(&model.path, &rp.text, steps.len(), &spec, &model.backend)?;
+        simd = simd.or(simd_of(&model.backend, &out));
         let got: Vec<u64> = out["generated_tokens"]
             .as_array()
             .into_iter()
@@ -180,6 +186,7 @@ fn run_tokens(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String>
         measurements: ms,
         backend: Some(model.backend),
         threads: spec.threads,
+        simd,
         ..Outcome::default()
     })
 }
@@ -202,7 +209,6 @@ pub struct Throughput {
 pub static THROUGHPUT: Kind = Kind {
     name: "throughput",
     summary: "records prompt/decode tokens per second; gates only with a threshold and APR_PERF=1",
-    availability: Availability::Ready,
     validate: |v, cx| {
         super::validate_typed::<Throughput>("throughput", v, |p| {
             let mut i = Vec::new();
@@ -217,7 +223,7 @@ pub static THROUGHPUT: Kind = Kind {
             i
         })
     },
-    run: Some(run_throughput),
+    run: run_throughput,
 };
 
 fn run_throughput(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
@@ -264,6 +270,7 @@ fn run_throughput(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, Str
     }
     let passed = ms.iter().all(|m| m.ok);
     let threads = out["threads"].as_u64().map(|x| x as usize);
+    let simd = simd_of(&model.backend, &out);
     let measured = format!(
         "{} ({}, {} threads): prompt {} tokens at {:.1} tok/s, decode {} tokens at {:.1} tok/s; {}",
         model.model,
@@ -285,6 +292,7 @@ fn run_throughput(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, Str
         measurements: ms,
         backend: Some(model.backend),
         threads,
+        simd,
         ..Outcome::default()
     })
 }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::engine::{self, Capture};
 use super::spec::{check_run, check_tol, RunSpec};
-use super::{Availability, Kind, Measurement, Outcome, ParamIssue, RunCx, Tolerance, ValidateCx};
+use super::{Kind, Measurement, Outcome, ParamIssue, RunCx, Tolerance, ValidateCx};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,9 +42,8 @@ pub struct LogitParity {
 pub static KIND: Kind = Kind {
     name: "logit_parity",
     summary: "final logits vs committed llama.cpp reference within NMSE; top-1 equal",
-    availability: Availability::Ready,
     validate,
-    run: Some(run),
+    run,
 };
 
 fn validate(params: &serde_yaml::Value, cx: &ValidateCx) -> Vec<ParamIssue> {
@@ -152,9 +151,10 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
     let ref_dir = ref_path.parent().unwrap_or(cx.repo_root);
     let mut ms = Vec::new();
     let mut lines = Vec::new();
+    let mut simd = None;
     for (i, rp) in reference.prompts.iter().enumerate() {
         let dir = cx.scratch.join(format!("p{i}"));
-        Capture {
+        let ran = Capture {
             model: &model.path,
             prompt: &rp.text,
             stages: &["lm_head".to_string()],
@@ -163,6 +163,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
             threads: spec.threads,
         }
         .run(&dir)?;
+        simd = simd.or(ran);
         let (rows, cols, ours) = read_aprt(&dir.join("lm_head.bin"))?;
         let want = read_f32(&ref_dir.join(&rp.logits_file))?;
         let label = format!("prompt {i}");
@@ -249,6 +250,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
         measurements: ms,
         backend: Some(model.backend),
         threads: spec.threads,
+        simd,
         ..Outcome::default()
     })
 }

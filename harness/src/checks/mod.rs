@@ -1,20 +1,20 @@
 //! Check kinds: Rust implementations parameterised by the `check:` block of a
 //! falsification test.
 //!
-//! Each kind is a [`Kind`] in [`REGISTRY`]: a name, whether it can run yet, a parameter
-//! validator (the kind's typed params with `deny_unknown_fields`, plus semantic checks such
-//! as regexes compiling and stage names resolving) and, once the engine feature exists, a
-//! runner. A kind without a runner is *planned*: contracts may use it only while PROPOSED,
-//! and it never reports a pass. To add a kind, see `docs/contracts.md` ("Adding a check kind").
+//! Each kind is a [`Kind`] in [`REGISTRY`]: a name, a parameter validator (the kind's typed
+//! params with `deny_unknown_fields`, plus semantic checks such as regexes compiling and
+//! stage names resolving) and a runner. To add a kind, see `docs/contracts.md` ("Adding a
+//! check kind").
 
 pub mod aprt;
 pub mod bisect;
 pub mod capture;
 pub mod cli;
+pub mod dequant;
 pub mod engine;
 pub mod generate;
+pub mod kernel_determinism;
 pub mod logits;
-pub mod planned;
 pub mod pv_validate;
 pub mod router;
 pub mod spec;
@@ -119,18 +119,11 @@ pub struct Outcome {
     pub backend: Option<String>,
     /// Threads the engine used, when known.
     pub threads: Option<usize>,
-    /// SIMD path the engine's dispatch chose. Hook: engine-backed kinds fill this from the
-    /// engine's dispatch report once it exports one; nothing guesses it.
+    /// SIMD tier the engine's kernels dispatched to, as the engine reports it (`apr … --json`
+    /// or, in-process, `kernels::active_isa`); `None` when no dispatched kernel ran (cpu-ref,
+    /// dequantization, no engine at all). Nothing guesses it.
     pub simd: Option<String>,
     pub divergence: Option<Divergence>,
-}
-
-/// Whether a kind can run today.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Availability {
-    Ready,
-    /// Needs an engine feature that does not exist yet (the text names it).
-    Planned(&'static str),
 }
 
 type ValidateFn = fn(&serde_yaml::Value, &ValidateCx) -> Vec<ParamIssue>;
@@ -140,9 +133,8 @@ type RunFn = fn(&serde_yaml::Value, &RunCx) -> Result<Outcome, String>;
 pub struct Kind {
     pub name: &'static str,
     pub summary: &'static str,
-    pub availability: Availability,
     pub validate: ValidateFn,
-    pub run: Option<RunFn>,
+    pub run: RunFn,
 }
 
 /// Every known kind, sorted by name.
@@ -151,7 +143,8 @@ pub static REGISTRY: &[&Kind] = &[
     &bisect::KIND,
     &capture::CAPTURE_DETERMINISM,
     &cli::KIND,
-    &planned::DEQUANT_PARITY,
+    &dequant::KIND,
+    &kernel_determinism::KIND,
     &logits::KIND,
     &pv_validate::KIND,
     &router::KIND,

@@ -11,14 +11,13 @@
 
 use serde::Deserialize;
 
-use super::{Availability, Kind, Measurement, Outcome, ParamIssue, RunCx, ValidateCx};
+use super::{Kind, Measurement, Outcome, ParamIssue, RunCx, ValidateCx};
 
 pub static KIND: Kind = Kind {
     name: "pv_validate",
     summary: "run the contract validator on a path; expect valid, or invalid with given rules",
-    availability: Availability::Ready,
     validate,
-    run: Some(run),
+    run,
 };
 
 #[derive(Debug, Deserialize)]

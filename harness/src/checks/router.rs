@@ -18,8 +18,8 @@ use serde::Deserialize;
 use super::engine::{self, Capture};
 use super::spec::check_tol;
 use super::{
-    Availability, Divergence, DivergenceCell, Kind, Measurement, Outcome, ParamIssue, RunCx,
-    Tolerance, ValidateCx,
+    Divergence, DivergenceCell, Kind, Measurement, Outcome, ParamIssue, RunCx, Tolerance,
+    ValidateCx,
 };
 
 const DEFAULT_PROMPT: &str = "def fibonacci(n):";
@@ -49,9 +49,8 @@ fn yes() -> bool {
 pub static KIND: Kind = Kind {
     name: "router_invariants",
     summary: "MoE router: chosen weights sum to 1 within tolerance and are the softmax top-k",
-    availability: Availability::Ready,
     validate,
-    run: Some(run),
+    run,
 };
 
 fn validate(params: &serde_yaml::Value, cx: &ValidateCx) -> Vec<ParamIssue> {
@@ -95,7 +94,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
     let stages: Vec<String> = ["moe_router_logits", "moe_topk_ids", "moe_topk_weights"]
         .map(String::from)
         .to_vec();
-    Capture {
+    let simd = Capture {
         model: &model.path,
         prompt: p.prompt.as_deref().unwrap_or(DEFAULT_PROMPT),
         stages: &stages,
@@ -241,6 +240,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
         measured,
         measurements: ms,
         backend: Some(model.backend),
+        simd,
         divergence: Some(Divergence { first, cells }),
         ..Outcome::default()
     })

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::engine;
 use super::spec::RunSpec;
-use super::{Availability, Kind, Measurement, Outcome, ParamIssue, RunCx, ValidateCx};
+use super::{Kind, Measurement, Outcome, ParamIssue, RunCx, ValidateCx};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,9 +25,8 @@ pub struct TokenizerParity {
 pub static KIND: Kind = Kind {
     name: "tokenizer_parity",
     summary: "token ids identical to committed llama.cpp tokenizer reference",
-    availability: Availability::Ready,
     validate,
-    run: Some(run),
+    run,
 };
 
 fn validate(params: &serde_yaml::Value, _cx: &ValidateCx) -> Vec<ParamIssue> {

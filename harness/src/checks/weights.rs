@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::engine;
 use super::spec::{check_run, RunSpec};
-use super::{Availability, Kind, Measurement, Outcome, ParamIssue, RunCx, ValidateCx};
+use super::{Kind, Measurement, Outcome, ParamIssue, RunCx, ValidateCx};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,9 +31,8 @@ pub struct WeightsIdentical {
 pub static KIND: Kind = Kind {
     name: "weights_identical",
     summary: "every tensor's bytes identical between two model files (e.g. APR and GGUF)",
-    availability: Availability::Ready,
     validate,
-    run: Some(run),
+    run,
 };
 
 fn validate(params: &serde_yaml::Value, cx: &ValidateCx) -> Vec<ParamIssue> {
