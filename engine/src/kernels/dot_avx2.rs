@@ -17,8 +17,7 @@ use core::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::dot_scalar::{
-    block_d, block_dm, block_k, block_k_min, isum_q4_0, isum_q4_1, isum_q5_0, isum_q5_1, isum_q8_0,
-    reduce_float_lanes, reduce_lanes, FLOAT_LANES, LANES,
+    block_d, block_dm, block_k, block_k_min, reduce_float_lanes, reduce_lanes, FLOAT_LANES, LANES,
 };
 use crate::quant::blocks::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
@@ -158,20 +157,20 @@ macro_rules! legacy_kernel {
         $(#[$doc:meta])* $name:ident, $w:ty, $a:ty,
         isum = |$xb:ident, $yb:ident| $isum:expr,
         value = |$xg:ident, $yg:ident, $tot:ident| $value:expr,
-        tail = |$xt:ident, $yt:ident| $tail:expr
+        tail = |$xt:ident, $yt:ident, $st:ident| $tail:expr
     ) => {
         legacy_kernel!(
             $(#[$doc])* target = "avx2,fma,f16c", $name, $w, $a,
             isum = |$xb, $yb| $isum,
             value = |$xg, $yg, $tot| $value,
-            tail = |$xt, $yt| $tail
+            tail = |$xt, $yt, $st| $tail
         );
     };
     (
         $(#[$doc:meta])* target = $features:literal, $name:ident, $w:ty, $a:ty,
         isum = |$xb:ident, $yb:ident| $isum:expr,
         value = |$xg:ident, $yg:ident, $tot:ident| $value:expr,
-        tail = |$xt:ident, $yt:ident| $tail:expr
+        tail = |$xt:ident, $yt:ident, $st:ident| $tail:expr
     ) => {
         $(#[$doc])*
         ///
@@ -179,7 +178,7 @@ macro_rules! legacy_kernel {
         /// The CPU must support the features in the `target_feature` attribute.
         #[target_feature(enable = $features)]
         pub unsafe fn $name(x: &[$w], y: &[$a]) -> f32 {
-            use $crate::kernels::dot_avx2::{lanes_of, totals8};
+            use $crate::kernels::dot_avx2::{hsum_i32, lanes_of, totals8};
             use $crate::kernels::dot_scalar::{reduce_lanes, LANES};
             let n = x.len();
             let y = &y[..n];
@@ -198,9 +197,11 @@ macro_rules! legacy_kernel {
                 acc = _mm256_add_ps(acc, $value);
             }
             let mut lanes = lanes_of(acc);
+            // Leftover blocks: the same integer sum in SIMD, the float step in scalar.
             for i in groups * LANES..n {
-                let $xt = &x[i];
-                let $yt = &y[i];
+                let ($xb, $yb) = (&x[i], &y[i]);
+                let $st = hsum_i32($isum);
+                let ($xt, $yt) = ($xb, $yb);
                 lanes[i % LANES] += $tail;
             }
             reduce_lanes(&lanes)
@@ -237,7 +238,7 @@ legacy_kernel!(
     vec_dot_q8_0_q8_0, BlockQ8_0, BlockQ8_0,
     isum = |xb, yb| dot_i8(load256i(xb.qs.as_ptr()), load256i(yb.qs.as_ptr())),
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y| block_d(x.d, y.d, isum_q8_0(x, y))
+    tail = |x, y, s| block_d(x.d, y.d, s)
 );
 
 legacy_kernel!(
@@ -248,7 +249,7 @@ legacy_kernel!(
         dot_i8(q, load256i(yb.qs.as_ptr()))
     },
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y| block_d(x.d, y.d, isum_q4_0(x, y))
+    tail = |x, y, s| block_d(x.d, y.d, s)
 );
 
 legacy_kernel!(
@@ -256,7 +257,7 @@ legacy_kernel!(
     vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1,
     isum = |xb, yb| dot_u8(nibbles(xb.qs.as_ptr()), load256i(yb.qs.as_ptr())),
     value = |xg, yg, tot| _mm256_add_ps(_mm256_mul_ps(dd!(xg, yg), tot), ms!(xg, yg)),
-    tail = |x, y| block_dm(x.d, x.m, y.d, y.s, isum_q4_1(x, y))
+    tail = |x, y, s| block_dm(x.d, x.m, y.d, y.s, s)
 );
 
 legacy_kernel!(
@@ -268,7 +269,7 @@ legacy_kernel!(
         dot_i8(q, load256i(yb.qs.as_ptr()))
     },
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y| block_d(x.d, y.d, isum_q5_0(x, y))
+    tail = |x, y, s| block_d(x.d, y.d, s)
 );
 
 legacy_kernel!(
@@ -280,7 +281,7 @@ legacy_kernel!(
         dot_u8(q, load256i(yb.qs.as_ptr()))
     },
     value = |xg, yg, tot| _mm256_add_ps(_mm256_mul_ps(dd!(xg, yg), tot), ms!(xg, yg)),
-    tail = |x, y| block_dm(x.d, x.m, y.d, y.s, isum_q5_1(x, y))
+    tail = |x, y, s| block_dm(x.d, x.m, y.d, y.s, s)
 );
 
 // ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@
 use core::arch::x86_64::*;
 
 use super::dot_avx2::{bits_to_bytes, load256i, nibbles};
-use super::dot_scalar::{block_d, block_dm, isum_q4_0, isum_q4_1, isum_q5_0, isum_q5_1, isum_q8_0};
+use super::dot_scalar::{block_d, block_dm};
 use crate::quant::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 
 /// Σ u·y over 32 bytes as 8 partial i32 sums (u unsigned, y signed; exact).
@@ -31,7 +31,7 @@ legacy_kernel!(
         dpbusd(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
     },
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y| block_d(x.d, y.d, isum_q8_0(x, y))
+    tail = |x, y, s| block_d(x.d, y.d, s)
 );
 
 legacy_kernel!(
@@ -44,7 +44,7 @@ legacy_kernel!(
         _mm256_sub_epi32(qy, dpbusd(_mm256_set1_epi8(8), y))
     },
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y| block_d(x.d, y.d, isum_q4_0(x, y))
+    tail = |x, y, s| block_d(x.d, y.d, s)
 );
 
 legacy_kernel!(
@@ -53,7 +53,7 @@ legacy_kernel!(
     vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1,
     isum = |xb, yb| dpbusd(nibbles(xb.qs.as_ptr()), load256i(yb.qs.as_ptr())),
     value = |xg, yg, tot| _mm256_add_ps(_mm256_mul_ps(dd!(xg, yg), tot), ms!(xg, yg)),
-    tail = |x, y| block_dm(x.d, x.m, y.d, y.s, isum_q4_1(x, y))
+    tail = |x, y, s| block_dm(x.d, x.m, y.d, y.s, s)
 );
 
 legacy_kernel!(
@@ -67,7 +67,7 @@ legacy_kernel!(
         _mm256_sub_epi32(dpbusd(q, y), dpbusd(_mm256_set1_epi8(16), y))
     },
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y| block_d(x.d, y.d, isum_q5_0(x, y))
+    tail = |x, y, s| block_d(x.d, y.d, s)
 );
 
 legacy_kernel!(
@@ -80,5 +80,5 @@ legacy_kernel!(
         dpbusd(q, load256i(yb.qs.as_ptr()))
     },
     value = |xg, yg, tot| _mm256_add_ps(_mm256_mul_ps(dd!(xg, yg), tot), ms!(xg, yg)),
-    tail = |x, y| block_dm(x.d, x.m, y.d, y.s, isum_q5_1(x, y))
+    tail = |x, y, s| block_dm(x.d, x.m, y.d, y.s, s)
 );

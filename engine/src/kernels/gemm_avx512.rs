@@ -19,12 +19,14 @@
 //! `−0` under round-to-nearest, so `lane + 0 = lane`.
 
 use core::arch::x86_64::*;
+use core::marker::PhantomData;
 
 use bytemuck::Pod;
 use half::f16;
 
 use super::dot_avx2::{bits_to_bytes, lanes_of, nibbles};
 use super::dot_scalar::{reduce_lanes, LANES};
+use super::gemm_tiles::{for_each_tile, Tiles};
 use super::matmul::SharedOut;
 use crate::quant::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 
@@ -274,63 +276,67 @@ pub(super) fn pack_acts<W: WeightBlock, A: ActBlock>(a: &[A], n: usize) -> Packe
     })
 }
 
-/// The `R × T` dot products of weight rows `r0..r0+R` with activation rows `t0..t0+T`,
-/// each as the per-row kernel computes it.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile<W: WeightBlock, const R: usize, const T: usize>(
-    w: &Packed,
-    r0: usize,
-    a: &Packed,
-    t0: usize,
-) -> [[f32; T]; R] {
-    let mut wq = [core::ptr::null(); R];
-    for (r, p) in wq.iter_mut().enumerate() {
-        *p = w.row_q(r0 + r);
-    }
-    let mut aq = [core::ptr::null(); T];
-    for (t, p) in aq.iter_mut().enumerate() {
-        *p = a.row_q(t0 + t);
-    }
-    let mut acc = [[_mm256_setzero_ps(); T]; R];
-    for g in 0..w.groups {
-        let mut isum = [[_mm256_setzero_si256(); T]; R];
-        for j in 0..LANES {
-            let at = g * GROUP_BYTES + j * QK;
-            let mut wv = [_mm256_setzero_si256(); R];
-            for r in 0..R {
-                wv[r] = load(wq[r], at);
+/// A packed weight-row chunk with the packed activations, for [`for_each_tile`].
+struct Tiled<'a, W> {
+    w: &'a Packed,
+    a: &'a Packed,
+    ty: PhantomData<W>,
+}
+
+impl<W: WeightBlock> Tiles for Tiled<'_, W> {
+    /// Each output as the per-row kernel computes it.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn tile<const R: usize, const T: usize>(&self, r0: usize, t0: usize) -> [[f32; T]; R] {
+        let (w, a) = (self.w, self.a);
+        let mut wq = [core::ptr::null(); R];
+        for (r, p) in wq.iter_mut().enumerate() {
+            *p = w.row_q(r0 + r);
+        }
+        let mut aq = [core::ptr::null(); T];
+        for (t, p) in aq.iter_mut().enumerate() {
+            *p = a.row_q(t0 + t);
+        }
+        let mut acc = [[_mm256_setzero_ps(); T]; R];
+        for g in 0..w.groups {
+            let mut isum = [[_mm256_setzero_si256(); T]; R];
+            for j in 0..LANES {
+                let at = g * GROUP_BYTES + j * QK;
+                let mut wv = [_mm256_setzero_si256(); R];
+                for r in 0..R {
+                    wv[r] = load(wq[r], at);
+                }
+                for t in 0..T {
+                    let yv = load(aq[t], at);
+                    for r in 0..R {
+                        isum[r][t] = _mm256_dpbusd_epi32(isum[r][t], wv[r], yv);
+                    }
+                }
             }
             for t in 0..T {
-                let yv = load(aq[t], at);
+                let dy = _mm256_loadu_ps(a.lanes_ptr(&a.d, t0 + t, g));
+                let corr = _mm256_loadu_si256(a.lanes_ptr(&a.corr, t0 + t, g) as *const __m256i);
                 for r in 0..R {
-                    isum[r][t] = _mm256_dpbusd_epi32(isum[r][t], wv[r], yv);
+                    let dx = _mm256_loadu_ps(w.lanes_ptr(&w.d, r0 + r, g));
+                    let tot = _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[r][t], corr));
+                    let mut v = _mm256_mul_ps(_mm256_mul_ps(dx, dy), tot);
+                    if W::HAS_MIN {
+                        let m = _mm256_loadu_ps(w.lanes_ptr(&w.extra, r0 + r, g));
+                        let s = _mm256_loadu_ps(a.lanes_ptr(&a.extra, t0 + t, g));
+                        v = _mm256_add_ps(v, _mm256_mul_ps(m, s));
+                    }
+                    acc[r][t] = _mm256_add_ps(acc[r][t], v);
                 }
             }
         }
-        for t in 0..T {
-            let dy = _mm256_loadu_ps(a.lanes_ptr(&a.d, t0 + t, g));
-            let corr = _mm256_loadu_si256(a.lanes_ptr(&a.corr, t0 + t, g) as *const __m256i);
-            for r in 0..R {
-                let dx = _mm256_loadu_ps(w.lanes_ptr(&w.d, r0 + r, g));
-                let tot = _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[r][t], corr));
-                let mut v = _mm256_mul_ps(_mm256_mul_ps(dx, dy), tot);
-                if W::HAS_MIN {
-                    let m = _mm256_loadu_ps(w.lanes_ptr(&w.extra, r0 + r, g));
-                    let s = _mm256_loadu_ps(a.lanes_ptr(&a.extra, t0 + t, g));
-                    v = _mm256_add_ps(v, _mm256_mul_ps(m, s));
-                }
-                acc[r][t] = _mm256_add_ps(acc[r][t], v);
+        let mut out = [[0f32; T]; R];
+        for r in 0..R {
+            for t in 0..T {
+                out[r][t] = reduce_lanes(&lanes_of(acc[r][t]));
             }
         }
+        out
     }
-    let mut out = [[0f32; T]; R];
-    for r in 0..R {
-        for t in 0..T {
-            out[r][t] = reduce_lanes(&lanes_of(acc[r][t]));
-        }
-    }
-    out
 }
 
 /// The 32 bytes at `p + at`.
@@ -341,37 +347,6 @@ unsafe fn tile<W: WeightBlock, const R: usize, const T: usize>(
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn load(p: *const u8, at: usize) -> __m256i {
     _mm256_loadu_si256(p.add(at) as *const __m256i)
-}
-
-/// Writes the products of packed weight rows `r0..r0+R` (matrix rows `base + r0…`) with
-/// every activation row, `TILE` activation rows at a time, then one at a time.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn rows_times_all<W: WeightBlock, const R: usize>(
-    w: &Packed,
-    r0: usize,
-    base: usize,
-    a: &Packed,
-    out: SharedOut,
-) {
-    let n = out.n();
-    let mut t0 = 0;
-    while t0 < n {
-        if t0 + TILE <= n {
-            let v = tile::<W, R, TILE>(w, r0, a, t0);
-            for (r, row) in v.iter().enumerate() {
-                for (t, &y) in row.iter().enumerate() {
-                    out.set(t0 + t, base + r0 + r, y);
-                }
-            }
-            t0 += TILE;
-        } else {
-            let v = tile::<W, R, 1>(w, r0, a, t0);
-            for (r, row) in v.iter().enumerate() {
-                out.set(t0, base + r0 + r, row[0]);
-            }
-            t0 += 1;
-        }
-    }
 }
 
 /// The products of the weight rows `w` (matrix rows `base…`) with every activation row of
@@ -385,12 +360,10 @@ unsafe fn rows_times_all<W: WeightBlock, const R: usize>(
 pub(super) unsafe fn rows_block<W: WeightBlock>(w: &[W], base: usize, a: &Packed, out: SharedOut) {
     let rows = w.len() / a.nb;
     let pw = pack_weights(w, rows);
-    let mut r0 = 0;
-    while r0 + TILE <= rows {
-        rows_times_all::<W, TILE>(&pw, r0, base, a, out);
-        r0 += TILE;
-    }
-    for r in r0..rows {
-        rows_times_all::<W, 1>(&pw, r, base, a, out);
-    }
+    let k = Tiled::<W> {
+        w: &pw,
+        a,
+        ty: PhantomData,
+    };
+    for_each_tile::<_, TILE, TILE>(&k, rows, base, out);
 }

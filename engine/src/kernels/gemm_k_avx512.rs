@@ -14,12 +14,14 @@
 //! min, `(yd·d)·(isum − corr)` for the others, added to the lane.
 
 use core::arch::x86_64::*;
+use core::marker::PhantomData;
 
 use bytemuck::Pod;
 
 use super::dot_avx2::lanes_of;
 use super::dot_scalar::{reduce_lanes, LANES};
 use super::gemm_avx512::load;
+use super::gemm_tiles::{for_each_tile, Tiles};
 use super::matmul::SharedOut;
 use crate::quant::blocks::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
 use crate::quant::scales::{q3_k_scales, scales_mins_k4};
@@ -339,111 +341,85 @@ pub(super) fn pack_acts(a: &[BlockQ8K], n: usize) -> Packed {
     })
 }
 
-/// The `R × T` dot products of weight rows `r0..r0+R` with activation rows `t0..t0+T`,
-/// each as the per-row kernel computes it.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn tile<W: KBlock, const R: usize, const T: usize>(
-    w: &Packed,
-    r0: usize,
-    a: &Packed,
-    t0: usize,
-) -> [[f32; T]; R] {
-    let per_sub = W::SUB / 4;
-    let mut wq = [core::ptr::null(); R];
-    for (r, p) in wq.iter_mut().enumerate() {
-        *p = w.row_q(r0 + r);
-    }
-    let mut aq = [core::ptr::null(); T];
-    for (t, p) in aq.iter_mut().enumerate() {
-        *p = a.row_q(t0 + t);
-    }
-    let mut acc = [[_mm256_setzero_ps(); T]; R];
-    for g in 0..w.groups {
-        let mut isum = [[_mm256_setzero_si256(); T]; R];
-        for s in 0..QK_K / W::SUB {
-            let mut part = [[_mm256_setzero_si256(); T]; R];
-            for m in s * per_sub..(s + 1) * per_sub {
-                let at = g * GROUP_BYTES + m * 32;
-                let mut wv = [_mm256_setzero_si256(); R];
-                for r in 0..R {
-                    wv[r] = load(wq[r], at);
-                }
-                for t in 0..T {
-                    let yv = load(aq[t], at);
+/// A packed weight-row chunk with the packed activations, for [`for_each_tile`].
+struct Tiled<'a, W> {
+    w: &'a Packed,
+    a: &'a Packed,
+    ty: PhantomData<W>,
+}
+
+impl<W: KBlock> Tiles for Tiled<'_, W> {
+    /// Each output as the per-row kernel computes it.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn tile<const R: usize, const T: usize>(&self, r0: usize, t0: usize) -> [[f32; T]; R] {
+        let (w, a) = (self.w, self.a);
+        let per_sub = W::SUB / 4;
+        let mut wq = [core::ptr::null(); R];
+        for (r, p) in wq.iter_mut().enumerate() {
+            *p = w.row_q(r0 + r);
+        }
+        let mut aq = [core::ptr::null(); T];
+        for (t, p) in aq.iter_mut().enumerate() {
+            *p = a.row_q(t0 + t);
+        }
+        let mut acc = [[_mm256_setzero_ps(); T]; R];
+        for g in 0..w.groups {
+            let mut isum = [[_mm256_setzero_si256(); T]; R];
+            for s in 0..QK_K / W::SUB {
+                let mut part = [[_mm256_setzero_si256(); T]; R];
+                for m in s * per_sub..(s + 1) * per_sub {
+                    let at = g * GROUP_BYTES + m * 32;
+                    let mut wv = [_mm256_setzero_si256(); R];
                     for r in 0..R {
-                        part[r][t] = _mm256_dpbusd_epi32(part[r][t], wv[r], yv);
+                        wv[r] = load(wq[r], at);
+                    }
+                    for t in 0..T {
+                        let yv = load(aq[t], at);
+                        for r in 0..R {
+                            part[r][t] = _mm256_dpbusd_epi32(part[r][t], wv[r], yv);
+                        }
+                    }
+                }
+                for r in 0..R {
+                    let sc = _mm256_loadu_si256(w.sc_ptr(r0 + r, g, s));
+                    for t in 0..T {
+                        isum[r][t] =
+                            _mm256_add_epi32(isum[r][t], _mm256_mullo_epi32(part[r][t], sc));
                     }
                 }
             }
-            for r in 0..R {
-                let sc = _mm256_loadu_si256(w.sc_ptr(r0 + r, g, s));
-                for t in 0..T {
-                    isum[r][t] = _mm256_add_epi32(isum[r][t], _mm256_mullo_epi32(part[r][t], sc));
+            for t in 0..T {
+                let yd = _mm256_loadu_ps(a.lanes_ptr(&a.d, t0 + t, g));
+                for r in 0..R {
+                    let mut corr = _mm256_setzero_si256();
+                    for p in 0..SUMS / 2 {
+                        let c = _mm256_loadu_si256(w.pair_ptr(r0 + r, g, p));
+                        let y = _mm256_loadu_si256(a.pair_ptr(t0 + t, g, p));
+                        corr = _mm256_dpwssd_epi32(corr, c, y);
+                    }
+                    let d = _mm256_loadu_ps(w.lanes_ptr(&w.d, r0 + r, g));
+                    let v = if W::HAS_MIN {
+                        let dmin = _mm256_loadu_ps(w.lanes_ptr(&w.dmin, r0 + r, g));
+                        _mm256_sub_ps(
+                            _mm256_mul_ps(_mm256_mul_ps(yd, d), _mm256_cvtepi32_ps(isum[r][t])),
+                            _mm256_mul_ps(_mm256_mul_ps(yd, dmin), _mm256_cvtepi32_ps(corr)),
+                        )
+                    } else {
+                        let tot = _mm256_sub_epi32(isum[r][t], corr);
+                        _mm256_mul_ps(_mm256_mul_ps(yd, d), _mm256_cvtepi32_ps(tot))
+                    };
+                    acc[r][t] = _mm256_add_ps(acc[r][t], v);
                 }
             }
         }
-        for t in 0..T {
-            let yd = _mm256_loadu_ps(a.lanes_ptr(&a.d, t0 + t, g));
-            for r in 0..R {
-                let mut corr = _mm256_setzero_si256();
-                for p in 0..SUMS / 2 {
-                    let c = _mm256_loadu_si256(w.pair_ptr(r0 + r, g, p));
-                    let y = _mm256_loadu_si256(a.pair_ptr(t0 + t, g, p));
-                    corr = _mm256_dpwssd_epi32(corr, c, y);
-                }
-                let d = _mm256_loadu_ps(w.lanes_ptr(&w.d, r0 + r, g));
-                let v = if W::HAS_MIN {
-                    let dmin = _mm256_loadu_ps(w.lanes_ptr(&w.dmin, r0 + r, g));
-                    _mm256_sub_ps(
-                        _mm256_mul_ps(_mm256_mul_ps(yd, d), _mm256_cvtepi32_ps(isum[r][t])),
-                        _mm256_mul_ps(_mm256_mul_ps(yd, dmin), _mm256_cvtepi32_ps(corr)),
-                    )
-                } else {
-                    let tot = _mm256_sub_epi32(isum[r][t], corr);
-                    _mm256_mul_ps(_mm256_mul_ps(yd, d), _mm256_cvtepi32_ps(tot))
-                };
-                acc[r][t] = _mm256_add_ps(acc[r][t], v);
+        let mut out = [[0f32; T]; R];
+        for r in 0..R {
+            for t in 0..T {
+                out[r][t] = reduce_lanes(&lanes_of(acc[r][t]));
             }
         }
-    }
-    let mut out = [[0f32; T]; R];
-    for r in 0..R {
-        for t in 0..T {
-            out[r][t] = reduce_lanes(&lanes_of(acc[r][t]));
-        }
-    }
-    out
-}
-
-/// Writes the products of packed weight rows `r0..r0+R` (matrix rows `base + r0…`) with
-/// every activation row, `TILE_T` activation rows at a time, then one at a time.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn rows_times_all<W: KBlock, const R: usize>(
-    w: &Packed,
-    r0: usize,
-    base: usize,
-    a: &Packed,
-    out: SharedOut,
-) {
-    let n = out.n();
-    let mut t0 = 0;
-    while t0 < n {
-        if t0 + TILE_T <= n {
-            let v = tile::<W, R, TILE_T>(w, r0, a, t0);
-            for (r, row) in v.iter().enumerate() {
-                for (t, &y) in row.iter().enumerate() {
-                    out.set(t0 + t, base + r0 + r, y);
-                }
-            }
-            t0 += TILE_T;
-        } else {
-            let v = tile::<W, R, 1>(w, r0, a, t0);
-            for (r, row) in v.iter().enumerate() {
-                out.set(t0, base + r0 + r, row[0]);
-            }
-            t0 += 1;
-        }
+        out
     }
 }
 
@@ -458,12 +434,10 @@ unsafe fn rows_times_all<W: KBlock, const R: usize>(
 pub(super) unsafe fn rows_block<W: KBlock>(w: &[W], base: usize, a: &Packed, out: SharedOut) {
     let rows = w.len() / a.nb;
     let pw = pack_weights(w, rows);
-    let mut r0 = 0;
-    while r0 + TILE_R <= rows {
-        rows_times_all::<W, TILE_R>(&pw, r0, base, a, out);
-        r0 += TILE_R;
-    }
-    for r in r0..rows {
-        rows_times_all::<W, 1>(&pw, r, base, a, out);
-    }
+    let k = Tiled::<W> {
+        w: &pw,
+        a,
+        ty: PhantomData,
+    };
+    for_each_tile::<_, TILE_R, TILE_T>(&k, rows, base, out);
 }

@@ -23,6 +23,8 @@ mod error;
 mod gemm_avx512;
 #[cfg(target_arch = "x86_64")]
 mod gemm_k_avx512;
+#[cfg(target_arch = "x86_64")]
+mod gemm_tiles;
 pub mod matmul;
 pub mod quantize;
 pub mod synth;
