@@ -238,7 +238,7 @@ legacy_kernel!(
     vec_dot_q8_0_q8_0, BlockQ8_0, BlockQ8_0,
     isum = |xb, yb| dot_i8(load256i(xb.qs.as_ptr()), load256i(yb.qs.as_ptr())),
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y, s| block_d(x.d, y.d, s)
+    tail = |x, y, s| block_d(f16_to_f32(x.d), f16_to_f32(y.d), s)
 );
 
 legacy_kernel!(
@@ -249,7 +249,7 @@ legacy_kernel!(
         dot_i8(q, load256i(yb.qs.as_ptr()))
     },
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y, s| block_d(x.d, y.d, s)
+    tail = |x, y, s| block_d(f16_to_f32(x.d), f16_to_f32(y.d), s)
 );
 
 legacy_kernel!(
@@ -257,7 +257,7 @@ legacy_kernel!(
     vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1,
     isum = |xb, yb| dot_u8(nibbles(xb.qs.as_ptr()), load256i(yb.qs.as_ptr())),
     value = |xg, yg, tot| _mm256_add_ps(_mm256_mul_ps(dd!(xg, yg), tot), ms!(xg, yg)),
-    tail = |x, y, s| block_dm(x.d, x.m, y.d, y.s, s)
+    tail = |x, y, s| block_dm(f16_to_f32(x.d), f16_to_f32(x.m), f16_to_f32(y.d), f16_to_f32(y.s), s)
 );
 
 legacy_kernel!(
@@ -269,7 +269,7 @@ legacy_kernel!(
         dot_i8(q, load256i(yb.qs.as_ptr()))
     },
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y, s| block_d(x.d, y.d, s)
+    tail = |x, y, s| block_d(f16_to_f32(x.d), f16_to_f32(y.d), s)
 );
 
 legacy_kernel!(
@@ -281,7 +281,7 @@ legacy_kernel!(
         dot_u8(q, load256i(yb.qs.as_ptr()))
     },
     value = |xg, yg, tot| _mm256_add_ps(_mm256_mul_ps(dd!(xg, yg), tot), ms!(xg, yg)),
-    tail = |x, y, s| block_dm(x.d, x.m, y.d, y.s, s)
+    tail = |x, y, s| block_dm(f16_to_f32(x.d), f16_to_f32(x.m), f16_to_f32(y.d), f16_to_f32(y.s), s)
 );
 
 // ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 
 use core::arch::x86_64::*;
 
-use super::dot_avx2::{bits_to_bytes, load256i, nibbles};
+use super::dot_avx2::{bits_to_bytes, f16_to_f32, load256i, nibbles};
 use super::dot_scalar::{block_d, block_dm};
 use crate::quant::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 
@@ -31,7 +31,7 @@ legacy_kernel!(
         dpbusd(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
     },
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y, s| block_d(x.d, y.d, s)
+    tail = |x, y, s| block_d(f16_to_f32(x.d), f16_to_f32(y.d), s)
 );
 
 legacy_kernel!(
@@ -44,7 +44,7 @@ legacy_kernel!(
         _mm256_sub_epi32(qy, dpbusd(_mm256_set1_epi8(8), y))
     },
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y, s| block_d(x.d, y.d, s)
+    tail = |x, y, s| block_d(f16_to_f32(x.d), f16_to_f32(y.d), s)
 );
 
 legacy_kernel!(
@@ -53,7 +53,7 @@ legacy_kernel!(
     vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1,
     isum = |xb, yb| dpbusd(nibbles(xb.qs.as_ptr()), load256i(yb.qs.as_ptr())),
     value = |xg, yg, tot| _mm256_add_ps(_mm256_mul_ps(dd!(xg, yg), tot), ms!(xg, yg)),
-    tail = |x, y, s| block_dm(x.d, x.m, y.d, y.s, s)
+    tail = |x, y, s| block_dm(f16_to_f32(x.d), f16_to_f32(x.m), f16_to_f32(y.d), f16_to_f32(y.s), s)
 );
 
 legacy_kernel!(
@@ -67,7 +67,7 @@ legacy_kernel!(
         _mm256_sub_epi32(dpbusd(q, y), dpbusd(_mm256_set1_epi8(16), y))
     },
     value = |xg, yg, tot| _mm256_mul_ps(dd!(xg, yg), tot),
-    tail = |x, y, s| block_d(x.d, y.d, s)
+    tail = |x, y, s| block_d(f16_to_f32(x.d), f16_to_f32(y.d), s)
 );
 
 legacy_kernel!(
@@ -80,5 +80,5 @@ legacy_kernel!(
         dpbusd(q, load256i(yb.qs.as_ptr()))
     },
     value = |xg, yg, tot| _mm256_add_ps(_mm256_mul_ps(dd!(xg, yg), tot), ms!(xg, yg)),
-    tail = |x, y, s| block_dm(x.d, x.m, y.d, y.s, s)
+    tail = |x, y, s| block_dm(f16_to_f32(x.d), f16_to_f32(x.m), f16_to_f32(y.d), f16_to_f32(y.s), s)
 );

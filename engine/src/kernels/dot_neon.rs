@@ -349,27 +349,27 @@ macro_rules! neon_kernel {
 neon_kernel!(
     /// Q4_0 · Q8_0.
     vec_dot_q4_0_q8_0, BlockQ4_0, BlockQ8_0,
-    |x, y| block_d(x.d, y.d, isum_q4_0(x, y))
+    |x, y| block_d(x.d.to_f32(), y.d.to_f32(), isum_q4_0(x, y))
 );
 neon_kernel!(
     /// Q4_1 · Q8_1.
     vec_dot_q4_1_q8_1, BlockQ4_1, BlockQ8_1,
-    |x, y| block_dm(x.d, x.m, y.d, y.s, isum_q4_1(x, y))
+    |x, y| block_dm(x.d.to_f32(), x.m.to_f32(), y.d.to_f32(), y.s.to_f32(), isum_q4_1(x, y))
 );
 neon_kernel!(
     /// Q5_0 · Q8_0.
     vec_dot_q5_0_q8_0, BlockQ5_0, BlockQ8_0,
-    |x, y| block_d(x.d, y.d, isum_q5_0(x, y))
+    |x, y| block_d(x.d.to_f32(), y.d.to_f32(), isum_q5_0(x, y))
 );
 neon_kernel!(
     /// Q5_1 · Q8_1.
     vec_dot_q5_1_q8_1, BlockQ5_1, BlockQ8_1,
-    |x, y| block_dm(x.d, x.m, y.d, y.s, isum_q5_1(x, y))
+    |x, y| block_dm(x.d.to_f32(), x.m.to_f32(), y.d.to_f32(), y.s.to_f32(), isum_q5_1(x, y))
 );
 neon_kernel!(
     /// Q8_0 · Q8_0.
     vec_dot_q8_0_q8_0, BlockQ8_0, BlockQ8_0,
-    |x, y| block_d(x.d, y.d, isum_q8_0(x, y))
+    |x, y| block_d(x.d.to_f32(), y.d.to_f32(), isum_q8_0(x, y))
 );
 neon_kernel!(
     /// Q2_K · Q8_K.

@@ -269,16 +269,17 @@ pub(crate) fn isum_q6_k(x: &BlockQ6K, y: &BlockQ8K) -> i32 {
 // Float combination of one block (the fixed expressions of the summation contract).
 // ---------------------------------------------------------------------------------------
 
-/// Block value of the types with one scale: `(dx·dy)·isum`.
+/// Block value of the types with one scale: `(dx·dy)·isum` (the scales already widened from
+/// f16, exactly).
 #[inline]
-pub(crate) fn block_d(dx: f16, dy: f16, isum: i32) -> f32 {
-    (dx.to_f32() * dy.to_f32()) * isum as f32
+pub(crate) fn block_d(dx: f32, dy: f32, isum: i32) -> f32 {
+    (dx * dy) * isum as f32
 }
 
 /// Block value of Q4_1 / Q5_1 × Q8_1: `(dx·dy)·isum + m·s`.
 #[inline]
-pub(crate) fn block_dm(dx: f16, m: f16, dy: f16, s: f16, isum: i32) -> f32 {
-    (dx.to_f32() * dy.to_f32()) * isum as f32 + m.to_f32() * s.to_f32()
+pub(crate) fn block_dm(dx: f32, m: f32, dy: f32, s: f32, isum: i32) -> f32 {
+    (dx * dy) * isum as f32 + m * s
 }
 
 /// Super-block value of Q2_K, Q4_K, Q5_K: `(yd·d)·isum − (yd·dmin)·imin` (`d`, `dmin` the
@@ -313,35 +314,47 @@ pub(crate) fn lanes_sum(n: usize, mut f: impl FnMut(usize) -> f32) -> f32 {
 pub fn vec_dot_q4_0_q8_0(x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
     assert_eq!(x.len(), y.len(), "block count mismatch");
     lanes_sum(x.len(), |i| {
-        block_d(x[i].d, y[i].d, isum_q4_0(&x[i], &y[i]))
+        block_d(x[i].d.to_f32(), y[i].d.to_f32(), isum_q4_0(&x[i], &y[i]))
     })
 }
 
 pub fn vec_dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
     assert_eq!(x.len(), y.len(), "block count mismatch");
     lanes_sum(x.len(), |i| {
-        block_dm(x[i].d, x[i].m, y[i].d, y[i].s, isum_q4_1(&x[i], &y[i]))
+        block_dm(
+            x[i].d.to_f32(),
+            x[i].m.to_f32(),
+            y[i].d.to_f32(),
+            y[i].s.to_f32(),
+            isum_q4_1(&x[i], &y[i]),
+        )
     })
 }
 
 pub fn vec_dot_q5_0_q8_0(x: &[BlockQ5_0], y: &[BlockQ8_0]) -> f32 {
     assert_eq!(x.len(), y.len(), "block count mismatch");
     lanes_sum(x.len(), |i| {
-        block_d(x[i].d, y[i].d, isum_q5_0(&x[i], &y[i]))
+        block_d(x[i].d.to_f32(), y[i].d.to_f32(), isum_q5_0(&x[i], &y[i]))
     })
 }
 
 pub fn vec_dot_q5_1_q8_1(x: &[BlockQ5_1], y: &[BlockQ8_1]) -> f32 {
     assert_eq!(x.len(), y.len(), "block count mismatch");
     lanes_sum(x.len(), |i| {
-        block_dm(x[i].d, x[i].m, y[i].d, y[i].s, isum_q5_1(&x[i], &y[i]))
+        block_dm(
+            x[i].d.to_f32(),
+            x[i].m.to_f32(),
+            y[i].d.to_f32(),
+            y[i].s.to_f32(),
+            isum_q5_1(&x[i], &y[i]),
+        )
     })
 }
 
 pub fn vec_dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
     assert_eq!(x.len(), y.len(), "block count mismatch");
     lanes_sum(x.len(), |i| {
-        block_d(x[i].d, y[i].d, isum_q8_0(&x[i], &y[i]))
+        block_d(x[i].d.to_f32(), y[i].d.to_f32(), isum_q8_0(&x[i], &y[i]))
     })
 }
 
