@@ -24,7 +24,7 @@ use core::marker::PhantomData;
 use bytemuck::Pod;
 use half::f16;
 
-use super::dot_avx2::{bits_to_bytes, lanes_of, nibbles};
+use super::dot_avx2::{bits_to_bytes, nibbles};
 use super::dot_scalar::{reduce_lanes, LANES};
 use super::gemm_tiles::{for_each_tile, Tiles};
 use super::matmul::SharedOut;
@@ -170,9 +170,12 @@ pub(super) struct Packed {
     nb: usize,
     /// Groups per row (`nb / 8` rounded up).
     groups: usize,
-    /// `[row][group][vector j][block k][4 bytes]`.
+    /// Matrix rows interleaved in one packed row: 1 for weights; 2 for activations, whose
+    /// token pairs fill the two halves of a 512-bit register.
+    halves: usize,
+    /// `[row][group][vector j][half h][block k][4 bytes]`.
     q: Vec<u8>,
-    /// `d` per block, `[row][group][k]`.
+    /// `d` per block, `[row][group][h][k]`.
     d: Vec<f32>,
     /// Weights: `m` (Q4_1 / Q5_1); activations: `s` (Q8_1). Zero when unused.
     extra: Vec<f32>,
@@ -182,6 +185,7 @@ pub(super) struct Packed {
 
 /// One row of a [`Packed`], borrowed for filling.
 struct PackedRow<'a> {
+    halves: usize,
     q: &'a mut [u8],
     d: &'a mut [f32],
     extra: &'a mut [f32],
@@ -189,55 +193,74 @@ struct PackedRow<'a> {
 }
 
 impl PackedRow<'_> {
-    /// Writes the 32 quants of block `b`.
-    fn put_quants(&mut self, b: usize, quants: &[u8; QK]) {
-        let base = (b / LANES) * GROUP_BYTES + 4 * (b % LANES);
+    /// Writes the 32 quants of block `b` of half `h`.
+    fn put_quants(&mut self, b: usize, h: usize, quants: &[u8; QK]) {
+        let base = (b / LANES) * GROUP_BYTES * self.halves + h * QK + 4 * (b % LANES);
         for j in 0..LANES {
-            let at = base + j * QK;
+            let at = base + j * QK * self.halves;
             self.q[at..at + 4].copy_from_slice(&quants[4 * j..4 * j + 4]);
         }
+    }
+
+    /// Index of block `b` of half `h` in the per-block arrays.
+    fn lane(&self, b: usize, h: usize) -> usize {
+        ((b / LANES) * self.halves + h) * LANES + b % LANES
     }
 }
 
 impl Packed {
-    /// `rows` zero rows of `nb` blocks, each filled by `fill(row index, row)`, in parallel
-    /// when `parallel`.
+    /// `rows` zero rows of `nb` blocks × `halves`, each filled by `fill(row index, row)`,
+    /// in parallel when `parallel`.
     fn build(
         rows: usize,
         nb: usize,
+        halves: usize,
         parallel: bool,
         fill: impl Fn(usize, PackedRow<'_>) + Sync,
     ) -> Self {
         use rayon::prelude::*;
         let groups = nb.div_ceil(LANES);
-        let lanes = groups * LANES;
+        let lanes = groups * LANES * halves;
         let mut p = Packed {
             nb,
             groups,
-            q: vec![0; rows * groups * GROUP_BYTES],
+            halves,
+            q: vec![0; rows * groups * GROUP_BYTES * halves],
             d: vec![0.0; rows * lanes],
             extra: vec![0.0; rows * lanes],
             corr: vec![0; rows * lanes],
         };
         let parts =
-            p.q.par_chunks_mut(groups * GROUP_BYTES)
+            p.q.par_chunks_mut(groups * GROUP_BYTES * halves)
                 .zip(p.d.par_chunks_mut(lanes))
                 .zip(p.extra.par_chunks_mut(lanes))
                 .zip(p.corr.par_chunks_mut(lanes))
                 .enumerate()
                 .with_min_len(if parallel { 1 } else { usize::MAX });
-        parts.for_each(|(r, (((q, d), extra), corr))| fill(r, PackedRow { q, d, extra, corr }));
+        parts.for_each(|(r, (((q, d), extra), corr))| {
+            fill(
+                r,
+                PackedRow {
+                    halves,
+                    q,
+                    d,
+                    extra,
+                    corr,
+                },
+            )
+        });
         p
     }
 
-    /// The quants of row `row`: `groups · GROUP_BYTES` bytes.
+    /// The quants of row `row`: `groups · GROUP_BYTES · halves` bytes.
     fn row_q(&self, row: usize) -> *const u8 {
-        let len = self.groups * GROUP_BYTES;
+        let len = self.groups * GROUP_BYTES * self.halves;
         self.q[row * len..(row + 1) * len].as_ptr()
     }
 
+    /// The `8 · halves` per-block values of group `g` of row `row`.
     fn lanes_ptr<T>(&self, v: &[T], row: usize, g: usize) -> *const T {
-        v[(row * self.groups + g) * LANES..].as_ptr()
+        v[(row * self.groups + g) * LANES * self.halves..].as_ptr()
     }
 }
 
@@ -246,31 +269,40 @@ impl Packed {
 #[target_feature(enable = "avx2")]
 unsafe fn pack_weights<W: WeightBlock>(w: &[W], rows: usize) -> Packed {
     let nb = w.len() / rows;
-    Packed::build(rows, nb, false, |r, mut p| {
+    Packed::build(rows, nb, 1, false, |r, mut p| {
         let mut quants = [0u8; QK];
         for (b, blk) in w[r * nb..(r + 1) * nb].iter().enumerate() {
             // SAFETY: this function's callers hold the AVX2 guarantee.
             unsafe {
                 _mm256_storeu_si256(quants.as_mut_ptr() as *mut __m256i, blk.unsigned_quants())
             };
-            p.put_quants(b, &quants);
-            p.d[b] = blk.d().to_f32();
-            p.extra[b] = blk.m().to_f32();
+            p.put_quants(b, 0, &quants);
+            let l = p.lane(b, 0);
+            p.d[l] = blk.d().to_f32();
+            p.extra[l] = blk.m().to_f32();
         }
     })
 }
 
-/// Packs `n` activation rows for weights of type `W`, rows in parallel.
+/// Packs `n` activation rows for weights of type `W` as `⌈n / 2⌉` token pairs (an odd `n`
+/// gets a zero partner), pairs in parallel.
 pub(super) fn pack_acts<W: WeightBlock, A: ActBlock>(a: &[A], n: usize) -> Packed {
     let nb = a.len() / n;
-    Packed::build(n, nb, true, |t, mut p| {
-        for (b, blk) in a[t * nb..(t + 1) * nb].iter().enumerate() {
-            p.put_quants(b, bytemuck::cast_ref(blk.qs()));
-            p.d[b] = blk.d().to_f32();
-            p.extra[b] = blk.s().to_f32();
-            if let Some(shift) = W::OFFSET_LOG2 {
-                let sum: i32 = blk.qs().iter().map(|&q| q as i32).sum();
-                p.corr[b] = sum << shift;
+    Packed::build(n.div_ceil(2), nb, 2, true, |pair, mut p| {
+        for h in 0..2 {
+            let t = 2 * pair + h;
+            if t == n {
+                break;
+            }
+            for (b, blk) in a[t * nb..(t + 1) * nb].iter().enumerate() {
+                p.put_quants(b, h, bytemuck::cast_ref(blk.qs()));
+                let l = p.lane(b, h);
+                p.d[l] = blk.d().to_f32();
+                p.extra[l] = blk.s().to_f32();
+                if let Some(shift) = W::OFFSET_LOG2 {
+                    let sum: i32 = blk.qs().iter().map(|&q| q as i32).sum();
+                    p.corr[l] = sum << shift;
+                }
             }
         }
     })
@@ -284,59 +316,76 @@ struct Tiled<'a, W> {
 }
 
 impl<W: WeightBlock> Tiles for Tiled<'_, W> {
-    /// Each output as the per-row kernel computes it.
+    /// Each output as the per-row kernel computes it. `t0` and `T` are even: activation
+    /// rows come in pairs, one per 256-bit half of a register.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn tile<const R: usize, const T: usize>(&self, r0: usize, t0: usize) -> [[f32; T]; R] {
         let (w, a) = (self.w, self.a);
+        let (pairs, p0) = (T / 2, t0 / 2);
         let mut wq = [core::ptr::null(); R];
         for (r, p) in wq.iter_mut().enumerate() {
             *p = w.row_q(r0 + r);
         }
         let mut aq = [core::ptr::null(); T];
-        for (t, p) in aq.iter_mut().enumerate() {
-            *p = a.row_q(t0 + t);
+        for (p, q) in aq.iter_mut().take(pairs).enumerate() {
+            *q = a.row_q(p0 + p);
         }
-        let mut acc = [[_mm256_setzero_ps(); T]; R];
+        let mut acc = [[_mm512_setzero_ps(); T]; R];
         for g in 0..w.groups {
-            let mut isum = [[_mm256_setzero_si256(); T]; R];
+            let mut isum = [[_mm512_setzero_si512(); T]; R];
             for j in 0..LANES {
                 let at = g * GROUP_BYTES + j * QK;
-                let mut wv = [_mm256_setzero_si256(); R];
+                let mut wv = [_mm512_setzero_si512(); R];
                 for r in 0..R {
-                    wv[r] = load(wq[r], at);
+                    wv[r] = _mm512_broadcast_i64x4(load(wq[r], at));
                 }
-                for t in 0..T {
-                    let yv = load(aq[t], at);
+                for p in 0..pairs {
+                    let yv = _mm512_loadu_si512(aq[p].add(2 * at) as *const __m512i);
                     for r in 0..R {
-                        isum[r][t] = _mm256_dpbusd_epi32(isum[r][t], wv[r], yv);
+                        isum[r][p] = _mm512_dpbusd_epi32(isum[r][p], wv[r], yv);
                     }
                 }
             }
-            for t in 0..T {
-                let dy = _mm256_loadu_ps(a.lanes_ptr(&a.d, t0 + t, g));
-                let corr = _mm256_loadu_si256(a.lanes_ptr(&a.corr, t0 + t, g) as *const __m256i);
+            for p in 0..pairs {
+                let dy = _mm512_loadu_ps(a.lanes_ptr(&a.d, p0 + p, g));
+                let corr = _mm512_loadu_si512(a.lanes_ptr(&a.corr, p0 + p, g) as *const __m512i);
                 for r in 0..R {
-                    let dx = _mm256_loadu_ps(w.lanes_ptr(&w.d, r0 + r, g));
-                    let tot = _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[r][t], corr));
-                    let mut v = _mm256_mul_ps(_mm256_mul_ps(dx, dy), tot);
+                    let dx = both_halves(w.lanes_ptr(&w.d, r0 + r, g));
+                    let tot = _mm512_cvtepi32_ps(_mm512_sub_epi32(isum[r][p], corr));
+                    let mut v = _mm512_mul_ps(_mm512_mul_ps(dx, dy), tot);
                     if W::HAS_MIN {
-                        let m = _mm256_loadu_ps(w.lanes_ptr(&w.extra, r0 + r, g));
-                        let s = _mm256_loadu_ps(a.lanes_ptr(&a.extra, t0 + t, g));
-                        v = _mm256_add_ps(v, _mm256_mul_ps(m, s));
+                        let m = both_halves(w.lanes_ptr(&w.extra, r0 + r, g));
+                        let s = _mm512_loadu_ps(a.lanes_ptr(&a.extra, p0 + p, g));
+                        v = _mm512_add_ps(v, _mm512_mul_ps(m, s));
                     }
-                    acc[r][t] = _mm256_add_ps(acc[r][t], v);
+                    acc[r][p] = _mm512_add_ps(acc[r][p], v);
                 }
             }
         }
         let mut out = [[0f32; T]; R];
         for r in 0..R {
-            for t in 0..T {
-                out[r][t] = reduce_lanes(&lanes_of(acc[r][t]));
+            for p in 0..pairs {
+                let mut lanes = [0f32; 2 * LANES];
+                _mm512_storeu_ps(lanes.as_mut_ptr(), acc[r][p]);
+                for h in 0..2 {
+                    let half: &[f32; LANES] = lanes[h * LANES..][..LANES].try_into().unwrap();
+                    out[r][2 * p + h] = reduce_lanes(half);
+                }
             }
         }
         out
     }
+}
+
+/// Eight floats at `p`, in both 256-bit halves.
+///
+/// # Safety
+/// `p` must point to eight readable floats.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn both_halves(p: *const f32) -> __m512 {
+    _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(p))))
 }
 
 /// The 32 bytes at `p + at`.
@@ -365,5 +414,5 @@ pub(super) unsafe fn rows_block<W: WeightBlock>(w: &[W], base: usize, a: &Packed
         a,
         ty: PhantomData,
     };
-    for_each_tile::<_, TILE, TILE>(&k, rows, base, out);
+    for_each_tile::<_, TILE, TILE, 2>(&k, rows, base, out);
 }

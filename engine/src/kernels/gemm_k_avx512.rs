@@ -439,5 +439,5 @@ pub(super) unsafe fn rows_block<W: KBlock>(w: &[W], base: usize, a: &Packed, out
         a,
         ty: PhantomData,
     };
-    for_each_tile::<_, TILE_R, TILE_T>(&k, rows, base, out);
+    for_each_tile::<_, TILE_R, TILE_T, 1>(&k, rows, base, out);
 }

@@ -20,14 +20,16 @@ pub(super) trait Tiles {
 }
 
 /// Writes the outputs of the `rows` packed weight rows of `k` (matrix rows `base…`) with all
-/// `out.n()` activation rows, in tiles of `R × T`.
+/// `out.n()` activation rows, in tiles of `R × T`, the leftover activation rows in tiles of
+/// `R × U` (whose outputs past the last activation row are dropped: kernels that take
+/// activation rows in pairs pad the last pair).
 ///
 /// # Safety
 /// The CPU must support the AVX-512 tier; `k` holds `rows` weight rows and `out.n()`
 /// activation rows; `base + rows` ≤ the rows of `out`, and no other task writes these rows'
 /// outputs meanwhile.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn for_each_tile<K: Tiles, const R: usize, const T: usize>(
+pub(super) unsafe fn for_each_tile<K: Tiles, const R: usize, const T: usize, const U: usize>(
     k: &K,
     rows: usize,
     base: usize,
@@ -39,8 +41,9 @@ pub(super) unsafe fn for_each_tile<K: Tiles, const R: usize, const T: usize>(
         across_rows::<K, R, T>(k, rows, t0, base, out);
         t0 += T;
     }
-    for t in t0..n {
-        across_rows::<K, R, 1>(k, rows, t, base, out);
+    while t0 < n {
+        across_rows::<K, R, U>(k, rows, t0, base, out);
+        t0 += U;
     }
 }
 
@@ -75,8 +78,9 @@ unsafe fn put<const R: usize, const T: usize>(
     t0: usize,
     v: &[[f32; T]; R],
 ) {
+    let live = T.min(out.n() - t0);
     for (r, row) in v.iter().enumerate() {
-        for (t, &y) in row.iter().enumerate() {
+        for (t, &y) in row[..live].iter().enumerate() {
             out.set(t0 + t, r0 + r, y);
         }
     }
