@@ -363,19 +363,29 @@ impl<W: WeightBlock> Tiles for Tiled<'_, W> {
                 }
             }
         }
-        let mut out = [[0f32; T]; R];
-        for r in 0..R {
-            for p in 0..pairs {
-                let mut lanes = [0f32; 2 * LANES];
-                _mm512_storeu_ps(lanes.as_mut_ptr(), acc[r][p]);
-                for h in 0..2 {
-                    let half: &[f32; LANES] = lanes[h * LANES..][..LANES].try_into().unwrap();
-                    out[r][2 * p + h] = reduce_lanes(half);
-                }
+        reduce_pairs(&acc, pairs)
+    }
+}
+
+/// The outputs of `pairs` accumulator registers per weight row, each holding the 8 lanes
+/// of two activation rows: lanes folded as the scalar contract does, low half first.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn reduce_pairs<const R: usize, const T: usize>(
+    acc: &[[__m512; T]; R],
+    pairs: usize,
+) -> [[f32; T]; R] {
+    let mut out = [[0f32; T]; R];
+    for r in 0..R {
+        for p in 0..pairs {
+            let mut lanes = [0f32; 2 * LANES];
+            _mm512_storeu_ps(lanes.as_mut_ptr(), acc[r][p]);
+            for (h, half) in lanes.chunks_exact(LANES).enumerate() {
+                out[r][2 * p + h] = reduce_lanes(half.try_into().expect("8 lanes"));
             }
         }
-        out
     }
+    out
 }
 
 /// Eight floats at `p`, in both 256-bit halves.
@@ -384,7 +394,7 @@ impl<W: WeightBlock> Tiles for Tiled<'_, W> {
 /// `p` must point to eight readable floats.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn both_halves(p: *const f32) -> __m512 {
+pub(super) unsafe fn both_halves(p: *const f32) -> __m512 {
     _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(p))))
 }
 

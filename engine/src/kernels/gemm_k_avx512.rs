@@ -18,18 +18,17 @@ use core::marker::PhantomData;
 
 use bytemuck::Pod;
 
-use super::dot_avx2::lanes_of;
-use super::dot_scalar::{reduce_lanes, LANES};
-use super::gemm_avx512::load;
+use super::dot_scalar::LANES;
+use super::gemm_avx512::{both_halves, load, reduce_pairs};
 use super::gemm_tiles::{for_each_tile, Tiles};
 use super::matmul::SharedOut;
 use crate::quant::blocks::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
 use crate::quant::scales::{q3_k_scales, scales_mins_k4};
 
-/// Weight rows × activation rows per register tile: `2·R·T` accumulators must fit the 32
-/// vector registers next to `R + 1` operands.
+/// Weight rows × activation rows per register tile: `R·T` accumulators (two activation rows
+/// per register) must fit the 32 vector registers next to `R + 1` operands.
 const TILE_R: usize = 4;
-const TILE_T: usize = 2;
+const TILE_T: usize = 4;
 /// Dwords per super-block.
 const DWORDS: usize = QK_K / 4;
 /// Bytes of one interleaved group: eight super-blocks of 256 quants.
@@ -210,13 +209,16 @@ pub(super) struct Packed {
     /// Super-blocks per row.
     nb: usize,
     groups: usize,
-    /// `[row][group][dword m][lane k][4 bytes]`.
+    /// Matrix rows interleaved in one packed row: 1 for weights, 2 for activations (token
+    /// pairs, one per 256-bit half of a register).
+    halves: usize,
+    /// `[row][group][dword m][half h][lane k][4 bytes]`.
     q: Vec<u8>,
     /// Weights: `sc`, `[row][group][sub-block][k]`.
     sc: Vec<i32>,
-    /// Weights: `c`; activations: the 16-value sums; `[row][group][pair p][k][2]`.
+    /// Weights: `c`; activations: the 16-value sums; `[row][group][pair p][h][k][2]`.
     pairs: Vec<i16>,
-    /// Weights: `d`; activations: `yd`; `[row][group][k]`.
+    /// Weights: `d`; activations: `yd`; `[row][group][h][k]`.
     d: Vec<f32>,
     /// Weights: `dmin`, `[row][group][k]`.
     dmin: Vec<f32>,
@@ -224,6 +226,7 @@ pub(super) struct Packed {
 
 /// One row of a [`Packed`], borrowed for filling.
 struct PackedRow<'a> {
+    halves: usize,
     q: &'a mut [u8],
     sc: &'a mut [i32],
     pairs: &'a mut [i16],
@@ -232,45 +235,52 @@ struct PackedRow<'a> {
 }
 
 impl PackedRow<'_> {
-    /// Writes super-block `b`'s quants and its 16 pair-laid values `v`.
-    fn put(&mut self, b: usize, u: &[u8; QK_K], v: &[i16; SUMS]) {
-        let (g, k) = (b / LANES, b % LANES);
-        let base = g * GROUP_BYTES + 4 * k;
+    /// Writes super-block `b`'s quants and its 16 pair-laid values `v`, in half `h`.
+    fn put(&mut self, b: usize, h: usize, u: &[u8; QK_K], v: &[i16; SUMS]) {
+        let (g, k, hs) = (b / LANES, b % LANES, self.halves);
+        let base = g * GROUP_BYTES * hs + h * 32 + 4 * k;
         for m in 0..DWORDS {
-            let at = base + m * 32;
+            let at = base + m * 32 * hs;
             self.q[at..at + 4].copy_from_slice(&u[4 * m..4 * m + 4]);
         }
         for p in 0..SUMS / 2 {
-            let at = (g * (SUMS / 2) + p) * 2 * LANES + 2 * k;
+            let at = ((g * (SUMS / 2) + p) * hs + h) * 2 * LANES + 2 * k;
             self.pairs[at] = v[2 * p];
             self.pairs[at + 1] = v[2 * p + 1];
         }
     }
+
+    /// Index of super-block `b` of half `h` in the per-block float arrays.
+    fn lane(&self, b: usize, h: usize) -> usize {
+        ((b / LANES) * self.halves + h) * LANES + b % LANES
+    }
 }
 
 impl Packed {
-    /// `rows` zero rows of `nb` super-blocks, each filled by `fill(row index, row)`, in
-    /// parallel when `parallel`.
+    /// `rows` zero rows of `nb` super-blocks × `halves`, each filled by `fill(row index,
+    /// row)`, in parallel when `parallel`.
     fn build(
         rows: usize,
         nb: usize,
+        halves: usize,
         parallel: bool,
         fill: impl Fn(usize, PackedRow<'_>) + Sync,
     ) -> Self {
         use rayon::prelude::*;
         let groups = nb.div_ceil(LANES);
-        let lanes = groups * LANES;
+        let lanes = groups * LANES * halves;
         let mut p = Packed {
             nb,
             groups,
-            q: vec![0; rows * groups * GROUP_BYTES],
+            halves,
+            q: vec![0; rows * groups * GROUP_BYTES * halves],
             sc: vec![0; rows * lanes * SUMS],
             pairs: vec![0; rows * lanes * SUMS],
             d: vec![0.0; rows * lanes],
             dmin: vec![0.0; rows * lanes],
         };
         let parts =
-            p.q.par_chunks_mut(groups * GROUP_BYTES)
+            p.q.par_chunks_mut(groups * GROUP_BYTES * halves)
                 .zip(p.sc.par_chunks_mut(lanes * SUMS))
                 .zip(p.pairs.par_chunks_mut(lanes * SUMS))
                 .zip(p.d.par_chunks_mut(lanes))
@@ -281,6 +291,7 @@ impl Packed {
             fill(
                 r,
                 PackedRow {
+                    halves,
                     q,
                     sc,
                     pairs,
@@ -292,9 +303,9 @@ impl Packed {
         p
     }
 
-    /// The quants of row `row`: `groups · GROUP_BYTES` bytes.
+    /// The quants of row `row`: `groups · GROUP_BYTES · halves` bytes.
     fn row_q(&self, row: usize) -> *const u8 {
-        let len = self.groups * GROUP_BYTES;
+        let len = self.groups * GROUP_BYTES * self.halves;
         self.q[row * len..(row + 1) * len].as_ptr()
     }
 
@@ -302,13 +313,14 @@ impl Packed {
         self.sc[((row * self.groups + g) * SUMS + s) * LANES..].as_ptr() as *const __m256i
     }
 
-    fn pair_ptr(&self, row: usize, g: usize, p: usize) -> *const __m256i {
-        self.pairs[((row * self.groups + g) * (SUMS / 2) + p) * 2 * LANES..].as_ptr()
-            as *const __m256i
+    /// Pair `p` of group `g` of row `row`: `halves` × 8 lanes of two i16.
+    fn pair_ptr(&self, row: usize, g: usize, p: usize) -> *const i16 {
+        self.pairs[((row * self.groups + g) * (SUMS / 2) + p) * self.halves * 2 * LANES..].as_ptr()
     }
 
+    /// The `8 · halves` per-block floats of group `g` of row `row`.
     fn lanes_ptr(&self, v: &[f32], row: usize, g: usize) -> *const f32 {
-        v[(row * self.groups + g) * LANES..].as_ptr()
+        v[(row * self.groups + g) * LANES * self.halves..].as_ptr()
     }
 }
 
@@ -316,27 +328,36 @@ impl Packed {
 /// parallel tasks).
 fn pack_weights<W: KBlock>(w: &[W], rows: usize) -> Packed {
     let nb = w.len() / rows;
-    Packed::build(rows, nb, false, |r, mut p| {
+    Packed::build(rows, nb, 1, false, |r, mut p| {
         for (b, blk) in w[r * nb..(r + 1) * nb].iter().enumerate() {
             let un = blk.unpack();
-            p.put(b, &un.u, &un.c);
+            p.put(b, 0, &un.u, &un.c);
             let (g, k) = (b / LANES, b % LANES);
             for s in 0..QK_K / W::SUB {
                 p.sc[(g * SUMS + s) * LANES + k] = un.sc[s];
             }
-            p.d[b] = blk.d();
-            p.dmin[b] = blk.dmin();
+            let l = p.lane(b, 0);
+            p.d[l] = blk.d();
+            p.dmin[l] = blk.dmin();
         }
     })
 }
 
-/// Packs `n` Q8_K activation rows, rows in parallel.
+/// Packs `n` Q8_K activation rows as `⌈n / 2⌉` token pairs (an odd `n` gets a zero
+/// partner), pairs in parallel.
 pub(super) fn pack_acts(a: &[BlockQ8K], n: usize) -> Packed {
     let nb = a.len() / n;
-    Packed::build(n, nb, true, |t, mut p| {
-        for (b, blk) in a[t * nb..(t + 1) * nb].iter().enumerate() {
-            p.put(b, bytemuck::cast_ref(&blk.qs), &blk.bsums);
-            p.d[b] = blk.d;
+    Packed::build(n.div_ceil(2), nb, 2, true, |pair, mut p| {
+        for h in 0..2 {
+            let t = 2 * pair + h;
+            if t == n {
+                break;
+            }
+            for (b, blk) in a[t * nb..(t + 1) * nb].iter().enumerate() {
+                p.put(b, h, bytemuck::cast_ref(&blk.qs), &blk.bsums);
+                let l = p.lane(b, h);
+                p.d[l] = blk.d;
+            }
         }
     })
 }
@@ -349,77 +370,74 @@ struct Tiled<'a, W> {
 }
 
 impl<W: KBlock> Tiles for Tiled<'_, W> {
-    /// Each output as the per-row kernel computes it.
+    /// Each output as the per-row kernel computes it. `t0` and `T` are even: activation
+    /// rows come in pairs, one per 256-bit half of a register.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn tile<const R: usize, const T: usize>(&self, r0: usize, t0: usize) -> [[f32; T]; R] {
         let (w, a) = (self.w, self.a);
+        let (pairs, p0) = (T / 2, t0 / 2);
         let per_sub = W::SUB / 4;
         let mut wq = [core::ptr::null(); R];
         for (r, p) in wq.iter_mut().enumerate() {
             *p = w.row_q(r0 + r);
         }
         let mut aq = [core::ptr::null(); T];
-        for (t, p) in aq.iter_mut().enumerate() {
-            *p = a.row_q(t0 + t);
+        for (p, q) in aq.iter_mut().take(pairs).enumerate() {
+            *q = a.row_q(p0 + p);
         }
-        let mut acc = [[_mm256_setzero_ps(); T]; R];
+        let mut acc = [[_mm512_setzero_ps(); T]; R];
         for g in 0..w.groups {
-            let mut isum = [[_mm256_setzero_si256(); T]; R];
+            let mut isum = [[_mm512_setzero_si512(); T]; R];
             for s in 0..QK_K / W::SUB {
-                let mut part = [[_mm256_setzero_si256(); T]; R];
+                let mut part = [[_mm512_setzero_si512(); T]; R];
                 for m in s * per_sub..(s + 1) * per_sub {
                     let at = g * GROUP_BYTES + m * 32;
-                    let mut wv = [_mm256_setzero_si256(); R];
+                    let mut wv = [_mm512_setzero_si512(); R];
                     for r in 0..R {
-                        wv[r] = load(wq[r], at);
+                        wv[r] = _mm512_broadcast_i64x4(load(wq[r], at));
                     }
-                    for t in 0..T {
-                        let yv = load(aq[t], at);
+                    for p in 0..pairs {
+                        let yv = _mm512_loadu_si512(aq[p].add(2 * at) as *const __m512i);
                         for r in 0..R {
-                            part[r][t] = _mm256_dpbusd_epi32(part[r][t], wv[r], yv);
+                            part[r][p] = _mm512_dpbusd_epi32(part[r][p], wv[r], yv);
                         }
                     }
                 }
                 for r in 0..R {
-                    let sc = _mm256_loadu_si256(w.sc_ptr(r0 + r, g, s));
-                    for t in 0..T {
-                        isum[r][t] =
-                            _mm256_add_epi32(isum[r][t], _mm256_mullo_epi32(part[r][t], sc));
+                    let sc = _mm512_broadcast_i64x4(_mm256_loadu_si256(w.sc_ptr(r0 + r, g, s)));
+                    for p in 0..pairs {
+                        isum[r][p] =
+                            _mm512_add_epi32(isum[r][p], _mm512_mullo_epi32(part[r][p], sc));
                     }
                 }
             }
-            for t in 0..T {
-                let yd = _mm256_loadu_ps(a.lanes_ptr(&a.d, t0 + t, g));
+            for p in 0..pairs {
+                let yd = _mm512_loadu_ps(a.lanes_ptr(&a.d, p0 + p, g));
                 for r in 0..R {
-                    let mut corr = _mm256_setzero_si256();
-                    for p in 0..SUMS / 2 {
-                        let c = _mm256_loadu_si256(w.pair_ptr(r0 + r, g, p));
-                        let y = _mm256_loadu_si256(a.pair_ptr(t0 + t, g, p));
-                        corr = _mm256_dpwssd_epi32(corr, c, y);
+                    let mut corr = _mm512_setzero_si512();
+                    for q in 0..SUMS / 2 {
+                        let c = w.pair_ptr(r0 + r, g, q) as *const __m256i;
+                        let c = _mm512_broadcast_i64x4(_mm256_loadu_si256(c));
+                        let y = _mm512_loadu_si512(a.pair_ptr(p0 + p, g, q) as *const __m512i);
+                        corr = _mm512_dpwssd_epi32(corr, c, y);
                     }
-                    let d = _mm256_loadu_ps(w.lanes_ptr(&w.d, r0 + r, g));
+                    let d = both_halves(w.lanes_ptr(&w.d, r0 + r, g));
                     let v = if W::HAS_MIN {
-                        let dmin = _mm256_loadu_ps(w.lanes_ptr(&w.dmin, r0 + r, g));
-                        _mm256_sub_ps(
-                            _mm256_mul_ps(_mm256_mul_ps(yd, d), _mm256_cvtepi32_ps(isum[r][t])),
-                            _mm256_mul_ps(_mm256_mul_ps(yd, dmin), _mm256_cvtepi32_ps(corr)),
+                        let dmin = both_halves(w.lanes_ptr(&w.dmin, r0 + r, g));
+                        _mm512_sub_ps(
+                            _mm512_mul_ps(_mm512_mul_ps(yd, d), _mm512_cvtepi32_ps(isum[r][p])),
+                            _mm512_mul_ps(_mm512_mul_ps(yd, dmin), _mm512_cvtepi32_ps(corr)),
                         )
                     } else {
-                        let tot = _mm256_sub_epi32(isum[r][t], corr);
-                        _mm256_mul_ps(_mm256_mul_ps(yd, d), _mm256_cvtepi32_ps(tot))
+                        let tot = _mm512_sub_epi32(isum[r][p], corr);
+                        _mm512_mul_ps(_mm512_mul_ps(yd, d), _mm512_cvtepi32_ps(tot))
                     };
-                    acc[r][t] = _mm256_add_ps(acc[r][t], v);
+                    acc[r][p] = _mm512_add_ps(acc[r][p], v);
                 }
             }
         }
-        let mut out = [[0f32; T]; R];
-        for r in 0..R {
-            for t in 0..T {
-                out[r][t] = reduce_lanes(&lanes_of(acc[r][t]));
-            }
-        }
-        out
+        reduce_pairs(&acc, pairs)
     }
 }
 
@@ -439,5 +457,5 @@ pub(super) unsafe fn rows_block<W: KBlock>(w: &[W], base: usize, a: &Packed, out
         a,
         ty: PhantomData,
     };
-    for_each_tile::<_, TILE_R, TILE_T, 1>(&k, rows, base, out);
+    for_each_tile::<_, TILE_R, TILE_T, 2>(&k, rows, base, out);
 }
