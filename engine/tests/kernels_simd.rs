@@ -168,3 +168,32 @@ fn avx512_tier_runs_its_own_kernels() {
         assert_eq!(kernel_isa(Isa::Avx512, ty), Isa::Avx512, "{ty}");
     }
 }
+
+/// The quantized weight types (the ones with batched kernels).
+fn block_types() -> impl Iterator<Item = GgmlType> {
+    WEIGHT_TYPES.into_iter().filter(|t| t.is_quantized())
+}
+
+/// Four or more activation rows run the batched kernels (register tiles of 4 weight rows ×
+/// 4 activation rows taken in pairs, block-interleaved operands): whole tiles, leftover rows
+/// and tokens (an odd token count pads a pair), several parallel chunks of 32 rows, partial
+/// and whole 8-block groups.
+#[test]
+fn batched_matches_scalar_on_random_blocks() {
+    for ty in block_types() {
+        let b = ty.block_size();
+        // 70 rows: two full parallel chunks of 32 and a chunk of 6 (one tile and two rows).
+        for (cols, n) in [(b * 19, 9), (b * 16, 4), (b * 3, 6), (b * 8, 5)] {
+            check(ty, Style::Random, 70, cols, n, n as u64);
+        }
+    }
+}
+
+#[test]
+fn batched_matches_scalar_on_adversarial_blocks() {
+    for ty in block_types() {
+        for seed in 200..204 {
+            check(ty, Style::Adversarial, 37, ty.block_size() * 11, 7, seed);
+        }
+    }
+}
