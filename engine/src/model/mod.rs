@@ -6,6 +6,7 @@ mod blocks;
 mod error;
 mod forward;
 mod hparams;
+mod lanes;
 mod linear;
 mod llama;
 mod qwen2;
