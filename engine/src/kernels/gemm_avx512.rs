@@ -12,8 +12,11 @@
 //!
 //! Weights become unsigned bytes `u = q + o` (`o` = 8, 16, 128 for Q4_0, Q5_0, Q8_0; 0 for
 //! Q4_1, Q5_1), so `Σ q·y = Σ u·y − o·Σy` exactly; `o·Σy` is computed once per activation
-//! block. A register tile of [`TILE`] weight rows × [`TILE`] activation rows uses every loaded
-//! vector four times. The float step per group is the contract's, lane by lane:
+//! block. Activation rows are packed in pairs, one per 256-bit half of a `zmm`, and each
+//! weight vector is broadcast to both halves, so one `vpdpbusd` serves two activation rows; a
+//! register tile of [`TILE`] weight rows × [`TILE`] activation rows uses every loaded vector
+//! several times. The float step per group is the contract's, lane by lane (the two halves
+//! never mix):
 //! `(dx·dy)·isum`, plus `m·s` for Q4_1 / Q5_1, added to the accumulator. The zero blocks
 //! that pad the last group add `+0`, which changes no lane: a sum started at `+0` is never
 //! `−0` under round-to-nearest, so `lane + 0 = lane`.

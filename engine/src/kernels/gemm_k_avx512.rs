@@ -11,7 +11,8 @@
 //! `bsums`) is one `vpdpwssd` per pair of them, with `c_i` the min `m` (Q2_K, Q4_K, Q5_K,
 //! whose blocks subtract a min term) or `o·sc` (Q3_K, Q6_K, whose quants are offset). The
 //! float step is then the contract's: `(yd·d)·isum − (yd·dmin)·corr` for the types with a
-//! min, `(yd·d)·(isum − corr)` for the others, added to the lane.
+//! min, `(yd·d)·(isum − corr)` for the others, added to the lane. As for the 32-value types,
+//! activation rows come in pairs, one per 256-bit half of a `zmm`, weights broadcast to both.
 
 use core::arch::x86_64::*;
 use core::marker::PhantomData;
