@@ -324,28 +324,28 @@ delegate! {
     get_i64 -> i64,
     /// A FLOAT64 value.
     get_f64 -> f64,
-    /// An ARRAY[UINT8] value.
+    /// An `ARRAY[UINT8]` value.
     get_u8_array -> &[u8],
-    /// An ARRAY[INT8] value.
+    /// An `ARRAY[INT8]` value.
     get_i8_array -> &[i8],
-    /// An ARRAY[UINT16] value.
+    /// An `ARRAY[UINT16]` value.
     get_u16_array -> &[u16],
-    /// An ARRAY[INT16] value.
+    /// An `ARRAY[INT16]` value.
     get_i16_array -> &[i16],
-    /// An ARRAY[UINT32] value.
+    /// An `ARRAY[UINT32]` value.
     get_u32_array -> &[u32],
-    /// An ARRAY[INT32] value.
+    /// An `ARRAY[INT32]` value.
     get_i32_array -> &[i32],
-    /// An ARRAY[FLOAT32] value.
+    /// An `ARRAY[FLOAT32]` value.
     get_f32_array -> &[f32],
-    /// An ARRAY[BOOL] value.
+    /// An `ARRAY[BOOL]` value.
     get_bool_array -> &[bool],
-    /// An ARRAY[STRING] value.
+    /// An `ARRAY[STRING]` value.
     get_str_array -> &[String],
-    /// An ARRAY[UINT64] value.
+    /// An `ARRAY[UINT64]` value.
     get_u64_array -> &[u64],
-    /// An ARRAY[INT64] value.
+    /// An `ARRAY[INT64]` value.
     get_i64_array -> &[i64],
-    /// An ARRAY[FLOAT64] value.
+    /// An `ARRAY[FLOAT64]` value.
     get_f64_array -> &[f64],
 }

@@ -313,29 +313,29 @@ macro_rules! array_getters {
 }
 
 array_getters! {
-    /// An ARRAY[UINT8] value.
+    /// An `ARRAY[UINT8]` value.
     get_u8_array => U8: u8,
-    /// An ARRAY[INT8] value.
+    /// An `ARRAY[INT8]` value.
     get_i8_array => I8: i8,
-    /// An ARRAY[UINT16] value.
+    /// An `ARRAY[UINT16]` value.
     get_u16_array => U16: u16,
-    /// An ARRAY[INT16] value.
+    /// An `ARRAY[INT16]` value.
     get_i16_array => I16: i16,
-    /// An ARRAY[UINT32] value.
+    /// An `ARRAY[UINT32]` value.
     get_u32_array => U32: u32,
-    /// An ARRAY[INT32] value, e.g. `tokenizer.ggml.token_type`.
+    /// An `ARRAY[INT32]` value, e.g. `tokenizer.ggml.token_type`.
     get_i32_array => I32: i32,
-    /// An ARRAY[FLOAT32] value, e.g. `tokenizer.ggml.scores`.
+    /// An `ARRAY[FLOAT32]` value, e.g. `tokenizer.ggml.scores`.
     get_f32_array => F32: f32,
-    /// An ARRAY[BOOL] value.
+    /// An `ARRAY[BOOL]` value.
     get_bool_array => Bool: bool,
-    /// An ARRAY[STRING] value, e.g. `tokenizer.ggml.tokens`.
+    /// An `ARRAY[STRING]` value, e.g. `tokenizer.ggml.tokens`.
     get_str_array => String: String,
-    /// An ARRAY[UINT64] value.
+    /// An `ARRAY[UINT64]` value.
     get_u64_array => U64: u64,
-    /// An ARRAY[INT64] value.
+    /// An `ARRAY[INT64]` value.
     get_i64_array => I64: i64,
-    /// An ARRAY[FLOAT64] value.
+    /// An `ARRAY[FLOAT64]` value.
     get_f64_array => F64: f64,
 }
 
