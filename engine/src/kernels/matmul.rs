@@ -306,8 +306,11 @@ pub fn matmul_quantized(
     Ok(())
 }
 
-/// The tier whose kernel runs for weight type `ty` when `isa` is requested (the evidence of
-/// which path ran). Q8_1 / Q8_K (activation-only types) report the scalar tier.
+/// The tier whose per-row kernel runs for weight type `ty` when `isa` is requested (the
+/// evidence of which path ran). Q8_1 / Q8_K (activation-only types) report the scalar tier.
+/// Products with four or more activation rows of a quantized type run the batched AVX-512
+/// kernels instead whenever the AVX-512 tier is requested and present, including for the
+/// K-quants, whose per-row kernels are AVX2.
 pub fn kernel_isa(isa: Isa, ty: GgmlType) -> Isa {
     match ty {
         GgmlType::F32 => d::select_f32(isa).1,
