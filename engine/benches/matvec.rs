@@ -12,26 +12,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use apr_engine::kernels::synth::{activations, weight_bytes, weights, Style};
-use apr_engine::kernels::{active_isa, kernel_isa, matmul_quantized, Activations, QMatrix};
-use apr_engine::quant::GgmlType;
+use apr_engine::kernels::{
+    active_isa, kernel_isa, matmul_quantized, Activations, QMatrix, WEIGHT_TYPES,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rayon::prelude::*;
-
-const TYPES: [GgmlType; 13] = [
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q2K,
-    GgmlType::Q3K,
-    GgmlType::Q4K,
-    GgmlType::Q5K,
-    GgmlType::Q6K,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::F32,
-];
 
 fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
@@ -91,7 +76,7 @@ fn matvec(c: &mut Criterion) {
     g.sample_size(10);
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(2));
-    for ty in TYPES {
+    for ty in WEIGHT_TYPES {
         eprintln!("{ty}: kernel {}", kernel_isa(active_isa(), ty));
         for &(rows, cols) in shapes {
             let w = weights(ty, rows, cols, Style::Random, 1);

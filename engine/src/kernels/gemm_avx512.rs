@@ -56,6 +56,17 @@ pub(super) trait WeightBlock: Pod + Sync {
     unsafe fn unsigned_quants(&self) -> __m256i;
 }
 
+/// The 32 five-bit quants of a Q5_0 / Q5_1 block, `nibble | fifth bit << 4`, in value order.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn five_bit_quants(qh: [u8; 4], qs: &[u8; QK / 2]) -> __m256i {
+    let high = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(16));
+    _mm256_or_si256(nibbles(qs.as_ptr()), high)
+}
+
 /// A 32-value activation block (Q8_0 or Q8_1).
 pub(super) trait ActBlock: Pod + Sync {
     fn d(&self) -> f16;
@@ -105,8 +116,7 @@ impl WeightBlock for BlockQ5_0 {
     }
     #[target_feature(enable = "avx2")]
     unsafe fn unsigned_quants(&self) -> __m256i {
-        let high = _mm256_and_si256(bits_to_bytes(self.qh), _mm256_set1_epi8(16));
-        _mm256_or_si256(nibbles(self.qs.as_ptr()), high)
+        five_bit_quants(self.qh, &self.qs)
     }
 }
 
@@ -121,8 +131,7 @@ impl WeightBlock for BlockQ5_1 {
     }
     #[target_feature(enable = "avx2")]
     unsafe fn unsigned_quants(&self) -> __m256i {
-        let high = _mm256_and_si256(bits_to_bytes(self.qh), _mm256_set1_epi8(16));
-        _mm256_or_si256(nibbles(self.qs.as_ptr()), high)
+        five_bit_quants(self.qh, &self.qs)
     }
 }
 
