@@ -373,10 +373,10 @@ def aprt_bytes(layer: int | None, stage: str, values: np.ndarray) -> bytes:
 WHOLE_MODEL = {"embedding", "final_norm", "lm_head"}
 
 
-def dump(stem: str, out_root: Path) -> dict:
+def dump(stem: str, out_root: Path, prompt_index: int = 0) -> dict:
     model = REPO / "tests/fixtures/models" / f"{stem}.gguf"
     ref = json.loads((REPO / "tests/fixtures/reference" / stem / "logits.json").read_text())
-    prompt = ref["prompts"][0]
+    prompt = ref["prompts"][prompt_index]
     tokens = [int(t) for t in prompt["tokens"]]
     nodes, logits = run_llama(model, tokens)
     stages = map_stages(nodes, len(tokens))
@@ -403,7 +403,7 @@ def dump(stem: str, out_root: Path) -> dict:
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(aprt_bytes(layer, stage, value))
     (d / "tokens.json").write_text(
-        json.dumps({"model": model.name, "prompt": 0, "text": prompt["text"], "tokens": tokens}, ensure_ascii=False)
+        json.dumps({"model": model.name, "prompt": prompt_index, "text": prompt["text"], "tokens": tokens}, ensure_ascii=False)
         + "\n",
         encoding="utf-8",
     )
@@ -420,10 +420,11 @@ def dump(stem: str, out_root: Path) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=REPO / "tests/fixtures/llama_dumps")
+    p.add_argument("--prompt", type=int, default=0, help="index of the reference prompt to feed")
     p.add_argument("models", nargs="*", default=DEFAULT_MODELS, help="model stems")
     args = p.parse_args()
     for stem in args.models:
-        summary = dump(stem, args.out)
+        summary = dump(stem, args.out, args.prompt)
         print(json.dumps(summary))
     return 0
 

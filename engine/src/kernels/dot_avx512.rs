@@ -10,7 +10,7 @@
 
 use core::arch::x86_64::*;
 
-use super::dot_avx2::{bits_to_bytes, f16_to_f32, load256i, nibbles};
+use super::dot_avx2::{f16_to_f32, load256i};
 use super::dot_scalar::{block_d, block_dm};
 use crate::quant::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 
@@ -19,6 +19,23 @@ use crate::quant::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0
 #[target_feature(enable = "avx512f,avx512vl,avx512vnni")]
 unsafe fn dpbusd(u: __m256i, y: __m256i) -> __m256i {
     _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, y)
+}
+
+/// 16 packed nibbles → 32 bytes: low nibbles (values 0..16), then high nibbles (16..32),
+/// from one broadcast load (the upper half shifted right by 4).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    let b = _mm256_broadcastsi128_si256(_mm_loadu_si128(p as *const __m128i));
+    let b = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4));
+    _mm256_and_si256(b, _mm256_set1_epi8(0x0F))
+}
+
+/// The 5-bit quants of Q5_0/Q5_1: `q` plus 16 in byte j where bit j of `qh` is set.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn with_fifth_bit(q: __m256i, qh: [u8; 4]) -> __m256i {
+    _mm256_mask_add_epi8(q, u32::from_le_bytes(qh), q, _mm256_set1_epi8(16))
 }
 
 legacy_kernel!(
@@ -61,8 +78,7 @@ legacy_kernel!(
     target = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
     vec_dot_q5_0_q8_0, BlockQ5_0, BlockQ8_0,
     isum = |xb, yb| {
-        let high = _mm256_and_si256(bits_to_bytes(xb.qh), _mm256_set1_epi8(16));
-        let q = _mm256_or_si256(nibbles(xb.qs.as_ptr()), high);
+        let q = with_fifth_bit(nibbles(xb.qs.as_ptr()), xb.qh);
         let y = load256i(yb.qs.as_ptr());
         _mm256_sub_epi32(dpbusd(q, y), dpbusd(_mm256_set1_epi8(16), y))
     },
@@ -75,8 +91,7 @@ legacy_kernel!(
     target = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
     vec_dot_q5_1_q8_1, BlockQ5_1, BlockQ8_1,
     isum = |xb, yb| {
-        let high = _mm256_and_si256(bits_to_bytes(xb.qh), _mm256_set1_epi8(16));
-        let q = _mm256_or_si256(nibbles(xb.qs.as_ptr()), high);
+        let q = with_fifth_bit(nibbles(xb.qs.as_ptr()), xb.qh);
         dpbusd(q, load256i(yb.qs.as_ptr()))
     },
     value = |xg, yg, tot| _mm256_add_ps(_mm256_mul_ps(dd!(xg, yg), tot), ms!(xg, yg)),
