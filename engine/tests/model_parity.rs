@@ -15,8 +15,10 @@
 //! order, its vectorised exp) flips some roundings, and each flip cascades through the
 //! later quantizations, so agreement is either bit-level (NMSE ~1e-14, seen on several
 //! prompts) or at the level of the quantization noise itself (NMSE 1e-5..4e-4). The
-//! report printed by this test shows, per prompt, the measured NMSE and how many positions
-//! exceed the issue's 1e-4, so the gap stays visible.
+//! report printed by this test shows, per prompt, the measured NMSE, how many positions
+//! exceed the issue's 1e-4, and the issue's literal decision criteria (top-1 wherever the
+//! margin exceeds 1e-3·std, all 32 greedy tokens), so the gap stays visible. llama.cpp
+//! misses the same figures against itself (docs/models.md, `tools/llama_cross/`).
 
 use std::path::{Path, PathBuf};
 
@@ -122,6 +124,7 @@ fn logits_and_greedy_match_llama_cpp_on_every_fixture() {
             let bound = |std: f64| (MARGIN_FRACTION_OF_STD * std).max(noise);
             let mut worst = 0f64;
             let mut over_issue = 0;
+            let (mut clear_issue, mut flips_issue) = (0, 0);
             for (pos, (r, o)) in expected
                 .chunks(n_vocab)
                 .zip(ours.chunks(n_vocab))
@@ -138,6 +141,10 @@ fn logits_and_greedy_match_llama_cpp_on_every_fixture() {
                 let margin = prompt["top1_margin"][pos].as_f64().unwrap();
                 let std = prompt["logits_std"][pos].as_f64().unwrap();
                 let top = prompt["top1"][pos].as_u64().unwrap() as usize;
+                if margin > MARGIN_FRACTION_OF_STD * std {
+                    clear_issue += 1;
+                    flips_issue += usize::from(argmax(o) != top);
+                }
                 if margin > bound(std) && argmax(o) != top {
                     failures.push(format!(
                         "{stem} prompt {pi} position {pos}: top-1 {} but llama.cpp {top} (margin {margin:.2e})",
@@ -145,35 +152,47 @@ fn logits_and_greedy_match_llama_cpp_on_every_fixture() {
                     ));
                 }
             }
-            // Greedy: continue from our own cache, feeding our own choices.
+            // Greedy: continue from our own cache, feeding our own choices, until the first
+            // token that differs from llama.cpp's (after it the two contexts differ).
             let steps = prompt["greedy_steps"].as_array().unwrap();
+            let step_token = |s: &Value| s["token"].as_u64().unwrap() as u32;
+            let step_clear = |s: &Value, bound: &dyn Fn(f64) -> f64| {
+                s["margin"].as_f64().unwrap() > bound(s["std"].as_f64().unwrap())
+            };
             let mut row = ours[(tokens.len() - 1) * n_vocab..].to_vec();
-            let mut agreed = 0;
-            let mut comparable = 0;
+            let (mut identical, mut diverged) = (0, None);
             for step in steps {
-                let margin = step["margin"].as_f64().unwrap();
-                let std = step["std"].as_f64().unwrap();
-                if margin <= bound(std) {
-                    break;
-                }
-                comparable += 1;
-                let want = step["token"].as_u64().unwrap() as u32;
                 let got = argmax(&row) as u32;
-                if got != want {
-                    failures.push(format!(
-                        "{stem} prompt {pi} greedy step {comparable}: {got} but llama.cpp {want}"
-                    ));
+                if got != step_token(step) {
+                    diverged = Some(got);
                     break;
                 }
-                agreed += 1;
-                row = model
-                    .forward(&[got], &mut cache, &mut NoObserver, Logits::Last)
-                    .unwrap();
+                identical += 1;
+                if identical < steps.len() {
+                    row = model
+                        .forward(&[got], &mut cache, &mut NoObserver, Logits::Last)
+                        .unwrap();
+                }
             }
+            // Asserted: agreement on every step before the first whose margin is within
+            // the bound above.
+            let comparable = steps.iter().take_while(|s| step_clear(s, &bound)).count();
+            if identical < comparable {
+                failures.push(format!(
+                    "{stem} prompt {pi} greedy step {}: {} but llama.cpp {}",
+                    identical + 1,
+                    diverged.unwrap_or_default(),
+                    step_token(&steps[identical])
+                ));
+            }
+            // Reported: issue 4's literal criteria (margins above 1e-3·std only).
+            let issue_bound = |std: f64| MARGIN_FRACTION_OF_STD * std;
+            let all_clear = steps.iter().all(|s| step_clear(s, &issue_bound));
             report.push(format!(
-                "{stem:>20} prompt {pi}: NMSE {e:.2e} (worst position {worst:.2e}; {over_issue}/{} positions over 1e-4), greedy {agreed}/{comparable} comparable of {}",
+                "{stem:>20} prompt {pi}: NMSE {e:.2e} (worst position {worst:.2e}; {over_issue}/{} positions over 1e-4); top-1 differs at {flips_issue} of {clear_issue} positions with margin > 1e-3 std; greedy {identical}/{} identical ({comparable} asserted; margins all > 1e-3 std: {})",
                 tokens.len(),
-                steps.len()
+                steps.len(),
+                if all_clear { "yes" } else { "no" },
             ));
         }
     }

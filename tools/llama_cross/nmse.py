@@ -64,9 +64,25 @@ def main() -> int:
             v = nmse(committed, ours)
             values.append(v)
             over = sum(x > 1e-4 for x in per_pos)
+            # Issue 4's decision criteria: top-1 where the reference margin exceeds 1e-3 of
+            # the logits' std, and the 32 greedy tokens.
+            clear = [m > 1e-3 * s for m, s in zip(prompt["top1_margin"], prompt["logits_std"])]
+            flips = sum(c and int(np.argmax(ours[t])) != prompt["top1"][t] for t, c in enumerate(clear))
+            steps = prompt["greedy_steps"]
+            all_clear = all(st["margin"] > 1e-3 * st["std"] for st in steps)
+            identical, row = 0, ours[-1]
+            for st in steps:
+                tok = int(np.argmax(row))
+                if tok != st["token"]:
+                    break
+                identical += 1
+                llm.eval([tok])
+                row = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
             print(
                 f"{stem:>20} prompt {i}: NMSE {v:.2e} (worst position {max(per_pos):.2e}; "
-                f"{over}/{len(tokens)} positions over 1e-4)",
+                f"{over}/{len(tokens)} positions over 1e-4); top-1 differs at {flips} of "
+                f"{sum(clear)} positions with margin > 1e-3 std; greedy {identical}/{len(steps)} "
+                f"identical (margins all > 1e-3 std: {'yes' if all_clear else 'no'})",
                 flush=True,
             )
         worst[stem] = max(values)
