@@ -8,18 +8,27 @@ use apr_engine::quant::blocks::{BlockQ8K, BlockQ8_0, BlockQ8_1};
 use apr_engine::quant::GgmlType;
 use bytemuck::Zeroable;
 
+/// ggml's x86 CPU quantizer (`quantize_row_q8_0` in `ggml-cpu/arch/x86/quants.c`, which
+/// made our llama.cpp references): `id = 127 / amax` and ties rounded to even, where the
+/// portable `quantize_row_q8_0_ref` uses `1 / d` and C `roundf`.
 #[test]
-fn q8_0_follows_ggml_reference() {
-    // amax = 2.54 → d = 0.02; x / d rounds half away from zero (roundf).
+fn q8_0_follows_ggmls_x86_quantizer() {
+    // amax = 127: d = 1 and id = 1 exactly, so only the rounding shows.
     let mut x = [0f32; 32];
-    x[0] = 2.54;
-    x[1] = -2.54;
-    x[2] = 0.03; // 1.5 → 2 (ties away from zero)
-    x[3] = -0.01; // -0.5 → -1
+    x[..6].copy_from_slice(&[127.0, 2.5, -0.5, 1.5, -3.5, 0.49]);
     let mut y = [BlockQ8_0::zeroed(); 1];
     quantize_row_q8_0(&x, &mut y);
-    assert_eq!(y[0].d, half::f16::from_f32(2.54 / 127.0));
-    assert_eq!(&y[0].qs[..4], &[127, -127, 2, -1]);
+    assert_eq!(y[0].d, half::f16::from_f32(1.0));
+    // roundf would give 3, -1, 2, -4, 0.
+    assert_eq!(&y[0].qs[..6], &[127, 2, 0, 2, -4, 0]);
+    // 127 / 4.159716 and 1 / (4.159716 / 127) differ by one ulp in f32: x·id is 2.5 (→ 2)
+    // with ggml's x86 factor, 2.5000002 (→ 3) with the reference's.
+    let mut x = [0f32; 32];
+    x[0] = 4.159716;
+    x[1] = 0.081884176;
+    quantize_row_q8_0(&x, &mut y);
+    assert_eq!(y[0].d, half::f16::from_f32(4.159716 / 127.0));
+    assert_eq!(&y[0].qs[..2], &[127, 2]);
 }
 
 #[test]
@@ -30,6 +39,8 @@ fn q8_1_stores_d_times_sum() {
     let d = 21.0f32 / 127.0;
     let sum: i32 = y[0].qs.iter().map(|&q| q as i32).sum();
     assert_eq!(y[0].qs[31], 127);
+    // x = 11 → 11·127/21 = 66.52… → 67; x = -10 → -60.47… → -60 (id = 127/21 as in q8_0).
+    assert_eq!((y[0].qs[21], y[0].qs[0]), (67, -60));
     assert_eq!(y[0].s, half::f16::from_f32(sum as f32 * d));
     assert_ne!(sum, 0);
 }

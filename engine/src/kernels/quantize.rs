@@ -1,12 +1,16 @@
 //! Activation quantization, once per matmul, as ggml's CPU backend does it before its dot
 //! products (`vec_dot_type`).
 //!
-//! Formulas are ggml's reference versions (llama.cpp `ggml/src/ggml-quants.c`,
-//! `quantize_row_q8_0_ref`, `quantize_row_q8_1_ref`, `quantize_row_q8_K_ref`):
-//! * Q8_0 / Q8_1: `amax = max |x|`, `d = amax / 127`, `q = round(x / d)` (C `roundf`, ties away
-//!   from zero) with `id = 1/d` (0 when d = 0); `d` stored as f16. Q8_1 also stores
-//!   `s = f16(d · Σq)` with the f32 `d`.
-//! * Q8_K: `max` = the value of largest magnitude (sign kept), `iscale = −127 / max`,
+//! * Q8_0 / Q8_1 follow ggml's x86 CPU quantizer, the one that produced our llama.cpp
+//!   references (`quantize_row_q8_0` / `quantize_row_q8_1` in `ggml-cpu/arch/x86/quants.c`,
+//!   its AVX/AVX2 branch; the repack path's `ggml_quantize_mat_q8_0_4x8` mirrors it):
+//!   `amax = max |x|`, `d = amax / 127` stored as f16, `id = 127 / amax` (0 when amax = 0),
+//!   `q = x · id` rounded half to even (`_mm256_round_ps`, `_MM_ROUND_NEAREST`). Q8_1 also
+//!   stores `s = f16(d · Σq)` with the f32 `d`. ggml's portable `quantize_row_q8_0_ref`
+//!   (`ggml/src/ggml-quants.c`) differs in two places, `id = 1/d` and C `roundf` (ties away
+//!   from zero), and so disagrees with the x86 backend on some quants.
+//! * Q8_K: `quantize_row_q8_K_ref`, which is also what the x86 backend calls: `max` = the
+//!   value of largest magnitude (sign kept), `iscale = −127 / max`,
 //!   `q = min(127, nearest_int(iscale · x))` (round half to even), `d = 1 / iscale` as f32,
 //!   `bsums[j]` = Σ of the 16 quants of group j. An all-zero block has d = 0, q = 0.
 //!
@@ -27,32 +31,22 @@ fn c_max(a: f32, b: f32) -> f32 {
     }
 }
 
-/// C `roundf` (half away from zero) of `v`, for `|v| < 2^23`, as an integer; NaN gives 0.
-/// Written with an integer cast and an exact subtraction so it compiles to plain SSE2, not a
-/// library call (the quantizers call it once per activation).
-#[inline]
-fn round_away(v: f32) -> i32 {
-    let a = v.abs();
-    let t = a as i32;
-    // `a − t` is exact: `t` is `a` with its fraction bits cleared.
-    let r = if a - t as f32 >= 0.5 {
-        t.saturating_add(1)
-    } else {
-        t
-    };
-    if v < 0.0 {
-        -r
-    } else {
-        r
-    }
-}
-
-/// ggml's `nearest_int`: round half to even by adding and subtracting 1.5·2^23, exact for
-/// `|v| < 2^22` up to the sign of a zero result; NaN stays NaN (and casts to 0).
+/// Round half to even by adding and subtracting 1.5·2^23 (ggml's `nearest_int`; also what
+/// `_MM_ROUND_NEAREST` does), exact for `|v| < 2^22` up to the sign of a zero result; NaN
+/// stays NaN (and casts to 0). Compiles to two SSE additions, not a library call.
 #[inline]
 fn nearest_even(v: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
     (v + MAGIC) - MAGIC
+}
+
+/// `(d, id)` of one 32-value block: `d = amax / 127`, `id = 127 / amax` (0 for an all-zero
+/// block), as ggml's x86 quantizer computes them.
+#[inline]
+fn scales(xb: &[f32]) -> (f32, f32) {
+    let amax = xb.iter().fold(0f32, |m, v| c_max(m, v.abs()));
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    (amax / 127.0, id)
 }
 
 /// Quantizes `x` (32 values per block) into `y`.
@@ -62,12 +56,10 @@ fn nearest_even(v: f32) -> f32 {
 pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
     assert_eq!(x.len(), QK8_0 * y.len(), "q8_0: values/blocks mismatch");
     for (xb, yb) in x.chunks_exact(QK8_0).zip(y.iter_mut()) {
-        let amax = xb.iter().fold(0f32, |m, v| c_max(m, v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let (d, id) = scales(xb);
         yb.d = f16::from_f32(d);
         for (q, &v) in yb.qs.iter_mut().zip(xb) {
-            *q = round_away(v * id) as i8;
+            *q = nearest_even(v * id) as i8;
         }
     }
 }
@@ -79,13 +71,11 @@ pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
 pub fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
     assert_eq!(x.len(), QK8_1 * y.len(), "q8_1: values/blocks mismatch");
     for (xb, yb) in x.chunks_exact(QK8_1).zip(y.iter_mut()) {
-        let amax = xb.iter().fold(0f32, |m, v| c_max(m, v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let (d, id) = scales(xb);
         yb.d = f16::from_f32(d);
         let mut sum = 0i32;
         for (q, &v) in yb.qs.iter_mut().zip(xb) {
-            *q = round_away(v * id) as i8;
+            *q = nearest_even(v * id) as i8;
             sum += *q as i32;
         }
         yb.s = f16::from_f32(sum as f32 * d);
@@ -126,7 +116,7 @@ pub fn quantize_row_q8_k(x: &[f32], y: &mut [BlockQ8K]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{nearest_even, round_away};
+    use super::nearest_even;
 
     /// Every f32 in ±(0..160) at the spacing of the values near 0.5, 1.5, …, and many more:
     /// the quantizers' inputs never exceed 127 in magnitude (`v · 127/amax`).
@@ -144,14 +134,6 @@ mod tests {
         });
         let grid = (0..2_000_000).map(|i| i as f32 * 8.0e-5);
         ends.chain(grid).flat_map(|v| [v, -v])
-    }
-
-    #[test]
-    fn round_away_is_c_roundf() {
-        for v in sweep() {
-            assert_eq!(round_away(v), v.round() as i32, "{v:e}");
-        }
-        assert_eq!(round_away(f32::NAN), 0);
     }
 
     #[test]
