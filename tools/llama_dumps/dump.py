@@ -16,6 +16,14 @@ Usage (from the repository root):
 
     /work/ref/venv/bin/python tools/llama_dumps/dump.py --out tests/fixtures/llama_dumps
 
+`--prompt N` feeds reference prompt N instead of 0; `--stages a,b` writes only those stages;
+`--dir D` writes one model's files into D itself. The expert-routing references of the
+qwen3moe fixture (every prompt's router logits, for engine/tests/model_parity.rs) are made so:
+
+    for i in 0 1 2 3; do /work/ref/venv/bin/python tools/llama_dumps/dump.py --prompt $i \
+        --stages moe_router_logits --dir tests/fixtures/reference/qwen3moe-Q4_K_M/routing-$i \
+        qwen3moe-Q4_K_M; done
+
 Context settings are those of tools/fixtures/references.py: n_ctx 256, n_batch 256,
 2 threads, every position an output (logits_all), no flash attention, default (f16) KV cache.
 """
@@ -373,7 +381,7 @@ def aprt_bytes(layer: int | None, stage: str, values: np.ndarray) -> bytes:
 WHOLE_MODEL = {"embedding", "final_norm", "lm_head"}
 
 
-def dump(stem: str, out_root: Path, prompt_index: int = 0) -> dict:
+def dump(stem: str, d: Path, prompt_index: int = 0, only: set[str] | None = None) -> dict:
     model = REPO / "tests/fixtures/models" / f"{stem}.gguf"
     ref = json.loads((REPO / "tests/fixtures/reference" / stem / "logits.json").read_text())
     prompt = ref["prompts"][prompt_index]
@@ -391,7 +399,10 @@ def dump(stem: str, out_root: Path, prompt_index: int = 0) -> dict:
     ).reshape(len(tokens), -1)
     ref_maxdiff = float(np.max(np.abs(committed - logits)))
 
-    d = out_root / stem
+    if only is not None:
+        stages = {k: v for k, v in stages.items() if k[1] in only}
+        if not stages:
+            raise ValueError(f"{stem}: none of the stages {sorted(only)} was dumped")
     if d.exists():
         for f in sorted(d.rglob("*.bin")):
             f.unlink()
@@ -421,10 +432,15 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=REPO / "tests/fixtures/llama_dumps")
     p.add_argument("--prompt", type=int, default=0, help="index of the reference prompt to feed")
+    p.add_argument("--stages", help="comma list: write only these stages (default: all)")
+    p.add_argument("--dir", type=Path, help="write into this directory (one model only) instead of OUT/<stem>")
     p.add_argument("models", nargs="*", default=DEFAULT_MODELS, help="model stems")
     args = p.parse_args()
+    if args.dir is not None and len(args.models) != 1:
+        p.error("--dir takes exactly one model")
+    only = set(args.stages.split(",")) if args.stages else None
     for stem in args.models:
-        summary = dump(stem, args.out, args.prompt)
+        summary = dump(stem, args.dir or args.out / stem, args.prompt, only)
         print(json.dumps(summary))
     return 0
 

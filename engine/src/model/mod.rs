@@ -9,6 +9,8 @@ mod hparams;
 mod lanes;
 mod linear;
 mod llama;
+#[cfg(test)]
+mod llama_ops;
 mod qwen2;
 mod qwen3;
 mod qwen3moe;
