@@ -114,11 +114,6 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// SiLU: x·σ(x).
-pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
-}
-
 /// Shapes of one attention call.
 pub struct AttnShape {
     pub n_head: usize,

@@ -5,9 +5,10 @@ use half::f16;
 use rayon::prelude::*;
 
 use super::arch::RopeStyle;
-use super::blocks::{attention, head_rms_norm, rms_norm, rope, silu, softmax, AttnShape};
+use super::blocks::{attention, head_rms_norm, rms_norm, rope, softmax, AttnShape};
 use super::error::ModelError;
 use super::linear::linear;
+use super::silu::silu_rows;
 use super::weights::{Ffn, Layer, Weight};
 use super::{KvCache, Logits, Model};
 use crate::quant::dequantize;
@@ -222,9 +223,8 @@ impl Model {
         tap(obs, at, Stage::FfnGate, n, &g);
         self.linear(up, None, m, n, &mut u)?;
         tap(obs, at, Stage::FfnUp, n, &u);
-        g.par_iter_mut()
-            .with_min_len(PAR_MIN)
-            .for_each(|v| *v = silu(*v));
+        g.par_chunks_mut(ff * (PAR_MIN / ff).max(1))
+            .for_each(|rows| silu_rows(rows, ff));
         tap(obs, at, Stage::FfnSilu, n, &g);
         g.par_iter_mut()
             .zip(&u)
@@ -292,7 +292,8 @@ impl Model {
             let mut u = vec![0f32; r * ff];
             self.linear(gate, Some(e), &xs, r, &mut g)?;
             self.linear(up, Some(e), &xs, r, &mut u)?;
-            g.iter_mut().zip(&u).for_each(|(a, &b)| *a = silu(*a) * b);
+            silu_rows(&mut g, ff);
+            g.iter_mut().zip(&u).for_each(|(a, &b)| *a *= b);
             let mut y = vec![0f32; r * d];
             self.linear(down, Some(e), &g, r, &mut y)?;
             for (row, &i) in y.chunks_exact(d).zip(&routed) {

@@ -14,6 +14,7 @@ mod llama_ops;
 mod qwen2;
 mod qwen3;
 mod qwen3moe;
+mod silu;
 mod weights;
 
 use std::path::Path;
