@@ -24,6 +24,7 @@
 use std::path::{Path, PathBuf};
 
 use apr_engine::model::{Backend, Logits, Model};
+use apr_engine::probe::bisect::DECISION_NOISE_FACTOR;
 use apr_engine::trace::{aprt, NoObserver, Observer, Stage};
 use serde_json::Value;
 
@@ -33,8 +34,6 @@ const NMSE_FLOAT: f64 = 1e-4;
 const NMSE_QUANTIZED: f64 = 2e-3;
 /// Issue 4: decisions are compared where the reference margin exceeds this share of std.
 const MARGIN_FRACTION_OF_STD: f64 = 1e-3;
-/// A margin below this many measured rms differences can flip legitimately.
-const MARGIN_NOISE_FACTOR: f64 = 6.0;
 
 fn is_float_mix(stem: &str) -> bool {
     ["-F32", "-F16", "-BF16"].iter().any(|s| stem.ends_with(s))
@@ -165,7 +164,8 @@ fn logits_and_greedy_match_llama_cpp_on_every_fixture() {
             let mut fork = tokens.len();
             if let Some(theirs) = llama_routing(&dir, pi) {
                 let k = model.hparams().n_expert_used;
-                let tie = |l: usize| MARGIN_NOISE_FACTOR * NMSE_QUANTIZED.sqrt() * rms(&theirs[l]);
+                let tie =
+                    |l: usize| DECISION_NOISE_FACTOR * NMSE_QUANTIZED.sqrt() * rms(&theirs[l]);
                 for (l, (logits, ids)) in theirs.iter().zip(&routing.ids).enumerate() {
                     let e = logits.len() / tokens.len();
                     for (t, (row, chosen)) in logits.chunks(e).zip(ids.chunks(k)).enumerate() {
@@ -200,7 +200,7 @@ fn logits_and_greedy_match_llama_cpp_on_every_fixture() {
             // Float mixes: the difference measured on this prompt. Quantized mixes: the
             // tolerated one, since a rounding flip during decoding can raise it later.
             let expected_nmse = if is_float_mix(&stem) { e } else { nmse_max };
-            let noise = MARGIN_NOISE_FACTOR * expected_nmse.sqrt() * rms_ref;
+            let noise = DECISION_NOISE_FACTOR * expected_nmse.sqrt() * rms_ref;
             let bound = |std: f64| (MARGIN_FRACTION_OF_STD * std).max(noise);
             let mut worst = 0f64;
             let mut over_issue = 0;

@@ -9,12 +9,13 @@
 //! | `--exact` | any bit differs (the contract for runs that must be bit-identical: same backend across thread counts, APR vs GGUF of one model) |
 //!
 //! `moe_topk_ids` holds expert ids, compared as ids. Under `--exact` any difference
-//! diverges. Under an NMSE criterion a differing choice at token t is a *routing tie*
-//! when the experts swapped in and out are closer in router logit (on side a) than the two
-//! sides' router logits differ at that token: the noise the tolerance accepts is enough to
-//! swap them. A tie is reported, and from there on only the positions before t are
-//! compared (causal attention carries the fork to every later position); a choice that
-//! noise cannot explain diverges at `moe_topk_ids`.
+//! diverges. Under an NMSE criterion X a differing choice at token t is a *routing tie*
+//! when the experts swapped in and out are closer in router logit (on side a) than
+//! 6·√X·rms(side a's router logits of that layer): six times the rms difference the
+//! tolerance accepts, the decision rule of the parity tests (engine/tests/model_parity.rs,
+//! the harness's `logit_parity`). A tie is reported, and from there on only the positions
+//! before t are compared (causal attention carries the fork to every later position); a
+//! choice that differs by more diverges at `moe_topk_ids`.
 
 use std::collections::BTreeMap;
 
@@ -83,7 +84,8 @@ pub struct Fork {
     pub token: usize,
     /// |logit difference| of the swapped experts on side a.
     pub gap: f64,
-    /// max |router logit a − b| at that token.
+    /// The largest gap the tolerance excuses: 6·√tolerance·rms of side a's router logits
+    /// at that layer.
     pub noise: f64,
 }
 
@@ -134,8 +136,8 @@ pub fn bisect(
                     Some(layer),
                 ) = (&mut c, key.layer)
                 {
-                    if *n > 0 && criterion != Criterion::Exact {
-                        match routing_tie(a, b, layer, &x, &y, comparable) {
+                    if let (true, Criterion::Nmse(tolerance)) = (*n > 0, criterion) {
+                        match routing_tie(a, layer, &x, &y, comparable, tolerance) {
                             Some(fork) => {
                                 comparable = fork.token;
                                 forks.push(fork);
@@ -174,33 +176,33 @@ fn leading(c: &Captured, positions: usize) -> Captured {
     }
 }
 
-/// Whether the first differing expert choice is a tie that router noise explains.
+/// Decisions (a top-1 token, an expert choice) are compared only where their margin exceeds
+/// this many times the rms difference an NMSE tolerance accepts: below it, that much noise
+/// can flip them legitimately. One rule for `apr bisect`, engine/tests/model_parity.rs and
+/// the harness's `logit_parity`.
+pub const DECISION_NOISE_FACTOR: f64 = 6.0;
+
+/// Whether the first differing expert choice is a tie the tolerance excuses (see the
+/// module documentation).
 fn routing_tie(
     a: &BTreeMap<TensorKey, Captured>,
-    b: &BTreeMap<TensorKey, Captured>,
     layer: usize,
     ids_a: &Captured,
     ids_b: &Captured,
     comparable: usize,
+    tolerance: f64,
 ) -> Option<Fork> {
     let key = TensorKey::new(Some(layer), Stage::MoeRouterLogits);
-    let (la, lb) = (
-        leading(a.get(&key)?, comparable),
-        leading(b.get(&key)?, comparable),
-    );
+    let la = leading(a.get(&key)?, comparable);
     let k = ids_a.features;
     let token = (0..ids_a.positions)
         .find(|&t| ids_a.data[t * k..(t + 1) * k] != ids_b.data[t * k..(t + 1) * k])?;
     let e = la.features;
-    let (ra, rb) = (
-        &la.data[token * e..(token + 1) * e],
-        &lb.data[token * e..(token + 1) * e],
-    );
-    let noise = ra
-        .iter()
-        .zip(rb)
-        .map(|(x, y)| f64::from((x - y).abs()))
-        .fold(0.0, f64::max);
+    let ra = &la.data[token * e..(token + 1) * e];
+    let rms = (la.data.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>()
+        / la.data.len().max(1) as f64)
+        .sqrt();
+    let noise = DECISION_NOISE_FACTOR * tolerance.sqrt() * rms;
     let set = |ids: &Captured| -> Vec<usize> {
         ids.data[token * k..(token + 1) * k]
             .iter()

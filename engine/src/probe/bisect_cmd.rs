@@ -102,7 +102,7 @@ pub fn render(o: &BisectOutcome, context: Option<usize>) -> String {
     for f in &o.bisection.forks {
         let _ = writeln!(
             s,
-            "routing tie at layer {} token {}: swapped experts {:.3e} apart in router logit, sides differ by up to {:.3e}; positions >= {} not compared after it",
+            "routing tie at layer {} token {}: swapped experts {:.3e} apart in router logit, within the {:.3e} the tolerance excuses; positions >= {} not compared after it",
             f.layer, f.token, f.gap, f.noise, f.token
         );
     }

@@ -5,7 +5,7 @@
 //! engine's logits are the `lm_head` capture of `apr trace --save-tensor lm_head` on the same
 //! text. Per prompt: NMSE = Σ(ref−ours)²/Σref² (ggml test-backend-ops), and with
 //! `top1_equal` the argmax at every position whose reference margin is above the noise the
-//! NMSE bound allows (see `MARGIN_NOISE_FACTOR`).
+//! NMSE bound allows (`DECISION_NOISE_FACTOR`, the engine's one rule for decisions).
 //!
 //! With `routing` (mixture-of-experts models), llama.cpp's router logits per prompt and layer
 //! (`tools/llama_dumps/dump.py --stages moe_router_logits`) are compared with the engine's
@@ -27,6 +27,8 @@
 use std::path::Path;
 
 use serde::Deserialize;
+
+use apr_engine::probe::bisect::DECISION_NOISE_FACTOR;
 
 use super::engine::{self, Capture};
 use super::spec::{check_run, check_tol, RunSpec};
@@ -106,11 +108,10 @@ struct RefPrompt {
 }
 
 /// Top-1 is compared only where the reference's decision margin exceeds
-/// max(MARGIN_FRACTION_OF_STD · std, MARGIN_NOISE_FACTOR · √tolerance · rms(ref)): below it,
-/// noise the NMSE bound allows can flip the argmax legitimately. Same rule and constants as
-/// the engine's engine/tests/model_parity.rs (issue 4).
+/// max(MARGIN_FRACTION_OF_STD · std, DECISION_NOISE_FACTOR · √tolerance · rms(ref)): below
+/// it, noise the NMSE bound allows can flip the argmax legitimately. Same rule as the
+/// engine's engine/tests/model_parity.rs (issue 4) and `apr bisect`'s routing ties.
 const MARGIN_FRACTION_OF_STD: f64 = 1e-3;
-const MARGIN_NOISE_FACTOR: f64 = 6.0;
 
 fn read_f32(path: &Path) -> Result<Vec<f32>, String> {
     let b = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -191,7 +192,7 @@ fn compare_routing(theirs: &Path, ours: &Path, rows: usize, tol: f64) -> Result<
         }
         let rms = (logits.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / logits.len() as f64)
             .sqrt();
-        let noise = MARGIN_NOISE_FACTOR * tol.sqrt() * rms;
+        let noise = DECISION_NOISE_FACTOR * tol.sqrt() * rms;
         let end = r.tie.map_or(rows, |(_, t)| t);
         for t in 0..end {
             let row = &logits[t * experts..(t + 1) * experts];
@@ -327,7 +328,7 @@ fn run(params: &serde_yaml::Value, cx: &RunCx) -> Result<Outcome, String> {
         let mut line = format!("{label}{line}: nmse {nmse:.3e}");
         if p.top1_equal {
             let rms_ref = (den / want.len() as f64).sqrt();
-            let noise = MARGIN_NOISE_FACTOR * tol.sqrt() * rms_ref;
+            let noise = DECISION_NOISE_FACTOR * tol.sqrt() * rms_ref;
             let mut near_ties = 0;
             let mut diff = Vec::new();
             for r in 0..fork {
