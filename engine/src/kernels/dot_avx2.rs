@@ -99,15 +99,14 @@ unsafe fn dot_u8(x: __m256i, y: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1))
 }
 
-/// 16 packed nibbles → 32 bytes: low nibbles (values 0..16), then high nibbles (16..32).
+/// 16 packed nibbles → 32 bytes: low nibbles (values 0..16), then high nibbles (16..32),
+/// from one broadcast load (the upper half shifted right by 4).
 #[inline]
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn nibbles(p: *const u8) -> __m256i {
-    let b = _mm_loadu_si128(p as *const __m128i);
-    let m4 = _mm_set1_epi8(0x0F);
-    let lo = _mm_and_si128(b, m4);
-    let hi = _mm_and_si128(_mm_srli_epi16(b, 4), m4);
-    _mm256_set_m128i(hi, lo)
+    let b = _mm256_broadcastsi128_si256(_mm_loadu_si128(p as *const __m128i));
+    let b = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4));
+    _mm256_and_si256(b, _mm256_set1_epi8(0x0F))
 }
 
 /// The 32 bits of `qh` as 32 bytes: 0xFF where bit j is set, 0 where clear.

@@ -10,7 +10,7 @@
 
 use core::arch::x86_64::*;
 
-use super::dot_avx2::{f16_to_f32, load256i};
+use super::dot_avx2::{f16_to_f32, load256i, nibbles};
 use super::dot_scalar::{block_d, block_dm};
 use crate::quant::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 
@@ -19,16 +19,6 @@ use crate::quant::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0
 #[target_feature(enable = "avx512f,avx512vl,avx512vnni")]
 unsafe fn dpbusd(u: __m256i, y: __m256i) -> __m256i {
     _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, y)
-}
-
-/// 16 packed nibbles → 32 bytes: low nibbles (values 0..16), then high nibbles (16..32),
-/// from one broadcast load (the upper half shifted right by 4).
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn nibbles(p: *const u8) -> __m256i {
-    let b = _mm256_broadcastsi128_si256(_mm_loadu_si128(p as *const __m128i));
-    let b = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4));
-    _mm256_and_si256(b, _mm256_set1_epi8(0x0F))
 }
 
 /// The 5-bit quants of Q5_0/Q5_1: `q` plus 16 in byte j where bit j of `qh` is set.
