@@ -34,7 +34,7 @@ pub fn head_rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
 /// `x0·cos − x1·sin` and `x0·sin + x1·cos` (`rotate_pairs` in `ggml-cpu/ops.cpp`) into
 /// `fma(x0, cos, −(x1·sin))` and `fma(x0, sin, x1·cos)`. Checked bit for bit against
 /// llama.cpp's own rotations of its own inputs (`llama_ops.rs`); the unfused expressions
-/// differ from it in ~13% of values.
+/// differ from it in 13–18% of values.
 pub fn rope(
     x: &mut [f32],
     head_dim: usize,
