@@ -16,12 +16,7 @@ WORK=${WORK:-/tmp/llama_perf}
 CMAKE_VENV=${CMAKE_VENV:-/work/ref/venv}
 export PATH="$CMAKE_VENV/bin:$PATH"
 
-mkdir -p "$WORK"
-SRC="$WORK/llama.cpp"
-if [ ! -d "$SRC" ]; then
-    tar -xzf "$SDIST" -C "$WORK"
-    mv "$WORK"/llama_cpp_python-*/vendor/llama.cpp "$SRC"
-fi
+. "$(dirname "$0")/../llama_perf/source.sh"
 
 BUILD="$WORK/build-avx2"
 if [ ! -e "$BUILD/bin/libllama.so" ]; then

@@ -23,15 +23,15 @@ THREADS=("$@")
 [ ${#THREADS[@]} -eq 0 ] && THREADS=(1 2)
 export PATH="$CMAKE_VENV/bin:$PATH"
 
-mkdir -p "$WORK"
-SRC="$WORK/llama.cpp"
-if [ ! -d "$SRC" ]; then
-    tar -xzf "$SDIST" -C "$WORK"
-    mv "$WORK"/llama_cpp_python-*/vendor/llama.cpp "$SRC"
-    TBO="$SRC/tests/test-backend-ops.cpp"
+. "$(dirname "$0")/source.sh"
+# The patches go on whenever they are missing, also into a tree tools/llama_cross unpacked.
+TBO="$SRC/tests/test-backend-ops.cpp"
+if ! grep -q GGML_TBO_THREADS "$TBO"; then
     # (a) thread count from the environment.
     sed -i 's|std::max<int>(1, N_THREADS/2)|std::max<int>(1, getenv("GGML_TBO_THREADS") ? atoi(getenv("GGML_TBO_THREADS")) : (int) N_THREADS/2)|' "$TBO"
     grep -q GGML_TBO_THREADS "$TBO" || { echo "patch (a) did not apply" >&2; exit 1; }
+fi
+if ! grep -q '4096, 1, 4096, {1, 1}' "$TBO"; then
     # (b) 4096x4096 mat-vec for every type, next to the upstream 4096x14336 ones.
     sed -i 's|^    // Q4_K multi-column mat-vec|    for (ggml_type type_a : all_types) { test_cases.emplace_back(new test_mul_mat(type_a, GGML_TYPE_F32, 4096, 1, 4096, {1, 1}, {1, 1})); }\n    // Q4_K multi-column mat-vec|' "$TBO"
     grep -q '4096, 1, 4096, {1, 1}' "$TBO" || { echo "patch (b) did not apply" >&2; exit 1; }
